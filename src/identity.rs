@@ -1,0 +1,116 @@
+//! An identity: a signing key with its certificate and chain, loaded and checked.
+//!
+//! Selection follows the reference helper (a `--private-key` defaults to the
+//! `--certificate` file; a PKCS#12 bundle carries everything), but never falls
+//! back to an OS certificate store when flags are missing.
+
+use std::path::{Path, PathBuf};
+
+use ::time::OffsetDateTime;
+
+use crate::cert::{self, CertError, Certificate};
+use crate::input::read_file;
+use crate::key::{self, KeyError, PasswordSource, SigningKey};
+
+/// A key with its certificate and the certificates sent as `X-Amz-X509-Chain`.
+#[derive(Debug)]
+pub struct Identity {
+    /// The signing key.
+    pub key: Box<dyn SigningKey>,
+    /// The leaf certificate (`X-Amz-X509`).
+    pub certificate: Certificate,
+    /// Intermediates (`X-Amz-X509-Chain`), in order.
+    pub chain: Vec<Certificate>,
+}
+
+/// Where an identity comes from.
+#[derive(Debug, Clone, Default)]
+pub struct IdentitySource {
+    /// `--certificate`: PEM/DER certificate, combined PEM, or PKCS#12 bundle.
+    pub certificate: Option<PathBuf>,
+    /// `--private-key`: key file; defaults to the certificate file.
+    pub private_key: Option<PathBuf>,
+    /// `--intermediates`: PEM bundle.
+    pub intermediates: Option<PathBuf>,
+}
+
+/// Loading an identity failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// Certificate problem.
+    #[error(transparent)]
+    Cert(#[from] CertError),
+    /// Key problem.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Neither a certificate nor a key was given.
+    #[error(
+        "no certificate given: pass --certificate (and --private-key unless the certificate file holds the key)"
+    )]
+    NoCertificate,
+    /// `--intermediates` with a PKCS#12 bundle.
+    #[error("--intermediates cannot be used with PKCS#12 bundle {}: the bundle's own certificates are sent", path.display())]
+    IntermediatesWithPkcs12 {
+        /// The bundle.
+        path: PathBuf,
+    },
+}
+
+impl IdentitySource {
+    /// Loads and checks the identity: the key must match the certificate, the
+    /// certificate must be a leaf inside its validity window at `now`.
+    pub fn load(
+        &self,
+        passwords: &dyn PasswordSource,
+        now: OffsetDateTime,
+    ) -> Result<Identity, IdentityError> {
+        let Some(cert_path) = self.certificate.as_deref() else {
+            return Err(IdentityError::NoCertificate);
+        };
+        let identity = self.load_unchecked(cert_path, passwords)?;
+        identity.certificate.check_leaf(now)?;
+        Ok(identity)
+    }
+
+    fn load_unchecked(
+        &self,
+        cert_path: &Path,
+        passwords: &dyn PasswordSource,
+    ) -> Result<Identity, IdentityError> {
+        let cert_bytes = read_file("certificate file", cert_path).map_err(CertError::from)?;
+        if key::is_pkcs12(&cert_bytes) && self.private_key.as_deref().is_none_or(|k| k == cert_path)
+        {
+            if self.intermediates.is_some() {
+                return Err(IdentityError::IntermediatesWithPkcs12 {
+                    path: cert_path.to_path_buf(),
+                });
+            }
+            let p12 = key::pkcs12::pkcs12_from_bytes(&cert_bytes, cert_path, passwords)?;
+            return Ok(Identity {
+                key: Box::new(p12.key),
+                certificate: p12.certificate,
+                chain: p12.chain,
+            });
+        }
+        let certificate = cert::certificate_from_bytes(&cert_bytes, cert_path)?;
+        let key: Box<dyn SigningKey> = match self.private_key.as_deref() {
+            None => Box::new(key::load_key_bytes(&cert_bytes, cert_path, passwords)?),
+            Some(p) if p == cert_path => {
+                Box::new(key::load_key_bytes(&cert_bytes, cert_path, passwords)?)
+            }
+            Some(p) => Box::new(key::load_key(p, passwords)?),
+        };
+        let key_path = self.private_key.as_deref().unwrap_or(cert_path);
+        key::check_matches(key.as_ref(), key_path, &certificate)?;
+        let chain = match self.intermediates.as_deref() {
+            Some(p) => cert::load_chain(p)?,
+            None => Vec::new(),
+        };
+        Ok(Identity {
+            key,
+            certificate,
+            chain,
+        })
+    }
+}

@@ -1,0 +1,315 @@
+//! Software keys from files: PKCS#1, SEC 1 (with or without `EC PARAMETERS`),
+//! PKCS#8 and encrypted PKCS#8 (PBES2), in PEM or DER.
+//!
+//! RSA keys are handed to ring (constant-time, blinded); EC keys to p256/p384.
+//! Every buffer that held key bytes is zeroized when dropped.
+
+use std::path::Path;
+
+use p256::pkcs8::DecodePrivateKey as _;
+use pkcs8::der::Decode as _;
+use secrecy::ExposeSecret as _;
+use zeroize::Zeroizing;
+
+use super::{Digest, KeyError, PasswordSource, PublicKey, SignError, SigningKey};
+use crate::input::read_file;
+use crate::pem;
+
+/// A private key held in process memory.
+pub enum FileKey {
+    /// RSA, signed by ring.
+    Rsa(ring::signature::RsaKeyPair),
+    /// EC P-256.
+    P256(p256::ecdsa::SigningKey),
+    /// EC P-384.
+    P384(p384::ecdsa::SigningKey),
+}
+
+impl std::fmt::Debug for FileKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Security: only the key kind is printed, never key material.
+        let kind = match self {
+            FileKey::Rsa(_) => "Rsa",
+            FileKey::P256(_) => "P256",
+            FileKey::P384(_) => "P384",
+        };
+        write!(f, "FileKey::{kind}(** redacted **)")
+    }
+}
+
+impl SigningKey for FileKey {
+    fn public_key(&self) -> PublicKey {
+        match self {
+            FileKey::Rsa(k) => PublicKey::Rsa {
+                pkcs1: k.public().as_ref().to_vec(),
+                bits: k.public().modulus_len() * 8,
+            },
+            FileKey::P256(k) => {
+                PublicKey::P256(k.verifying_key().to_sec1_point(false).as_bytes().to_vec())
+            }
+            FileKey::P384(k) => {
+                PublicKey::P384(k.verifying_key().to_sec1_point(false).as_bytes().to_vec())
+            }
+        }
+    }
+
+    fn sign(&self, message: &[u8], digest: Digest) -> Result<Vec<u8>, SignError> {
+        use ecdsa::signature::hazmat::PrehashSigner as _;
+        match self {
+            FileKey::Rsa(k) => {
+                let alg = match digest {
+                    Digest::Sha256 => &ring::signature::RSA_PKCS1_SHA256,
+                    Digest::Sha384 => &ring::signature::RSA_PKCS1_SHA384,
+                    Digest::Sha512 => &ring::signature::RSA_PKCS1_SHA512,
+                };
+                let mut sig = vec![0u8; k.public().modulus_len()];
+                k.sign(alg, &ring::rand::SystemRandom::new(), message, &mut sig)
+                    .map_err(|_| SignError::Backend("RSA signing failed".into()))?;
+                Ok(sig)
+            }
+            FileKey::P256(k) => {
+                let hash = digest.hash(message);
+                let sig: p256::ecdsa::DerSignature = k
+                    .sign_prehash(hash.as_ref())
+                    .map_err(|e| SignError::Backend(e.to_string()))?;
+                Ok(sig.as_bytes().to_vec())
+            }
+            FileKey::P384(k) => {
+                let hash = digest.hash(message);
+                let sig: p384::ecdsa::DerSignature = k
+                    .sign_prehash(hash.as_ref())
+                    .map_err(|e| SignError::Backend(e.to_string()))?;
+                Ok(sig.as_bytes().to_vec())
+            }
+        }
+    }
+}
+
+const OID_RSA: &str = "1.2.840.113549.1.1.1";
+const OID_EC: &str = "1.2.840.10045.2.1";
+const OID_P256: &str = "1.2.840.10045.3.1.7";
+const OID_P384: &str = "1.3.132.0.34";
+
+/// Loads a private key file (PEM or DER, any supported encoding).
+pub fn load_key(path: &Path, passwords: &dyn PasswordSource) -> Result<FileKey, KeyError> {
+    let data = read_file("private key file", path)?;
+    load_key_bytes(&data, path, passwords)
+}
+
+/// Parses private key bytes; `path` names the source in errors.
+pub fn load_key_bytes(
+    data: &[u8],
+    path: &Path,
+    passwords: &dyn PasswordSource,
+) -> Result<FileKey, KeyError> {
+    if pem::looks_like_pem(data) {
+        let blocks = pem::parse_all(data).map_err(|e| KeyError::Malformed {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        for block in &blocks {
+            let label = block.label.as_str();
+            if matches!(label, "RSA PRIVATE KEY" | "EC PRIVATE KEY") && block.has_headers {
+                return Err(KeyError::UnsupportedEncryption {
+                    path: path.to_path_buf(),
+                    reason: "legacy OpenSSL PEM encryption; convert with `openssl pkcs8 -topk8 -v2 aes-256-cbc`".into(),
+                });
+            }
+            match label {
+                "PRIVATE KEY" => return from_pkcs8(&block.der, path),
+                "RSA PRIVATE KEY" => return from_pkcs1(&block.der, path),
+                "EC PRIVATE KEY" => return from_sec1(&block.der, path),
+                "ENCRYPTED PRIVATE KEY" => return from_encrypted(&block.der, path, passwords),
+                "TSS2 PRIVATE KEY" => {
+                    return Err(KeyError::TpmUnsupported {
+                        path: path.to_path_buf(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        return Err(KeyError::NoKey {
+            path: path.to_path_buf(),
+            found: crate::cert::describe_labels(&blocks),
+        });
+    }
+    if data.first() != Some(&0x30) {
+        return Err(KeyError::NoKey {
+            path: path.to_path_buf(),
+            found: "neither PEM nor DER".into(),
+        });
+    }
+    // DER: try each structure in turn; they are distinguishable by shape.
+    if pkcs8::PrivateKeyInfoRef::from_der(data).is_ok() {
+        return from_pkcs8(data, path);
+    }
+    if pkcs8::EncryptedPrivateKeyInfoRef::from_der(data).is_ok() {
+        return from_encrypted(data, path, passwords);
+    }
+    if let Ok(k) = from_pkcs1(data, path) {
+        return Ok(k);
+    }
+    if sec1::EcPrivateKey::from_der(data).is_ok() {
+        return from_sec1(data, path);
+    }
+    if x509_parser::parse_x509_certificate(data).is_ok() {
+        return Err(KeyError::NoKey {
+            path: path.to_path_buf(),
+            found: "found a DER certificate".into(),
+        });
+    }
+    Err(KeyError::NoKey {
+        path: path.to_path_buf(),
+        found: "DER of an unknown type".into(),
+    })
+}
+
+fn malformed(path: &Path, reason: impl Into<String>) -> KeyError {
+    KeyError::Malformed {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+fn rsa_from(
+    result: Result<ring::signature::RsaKeyPair, ring::error::KeyRejected>,
+    path: &Path,
+) -> Result<FileKey, KeyError> {
+    match result {
+        Ok(k) => Ok(FileKey::Rsa(k)),
+        Err(e) if e.to_string() == "TooSmall" => Err(KeyError::Unsupported {
+            path: path.to_path_buf(),
+            kind: "RSA key smaller than 2048 bits".into(),
+        }),
+        Err(e) if e.to_string() == "TooLarge" => Err(KeyError::Unsupported {
+            path: path.to_path_buf(),
+            kind: "RSA key larger than 8192 bits".into(),
+        }),
+        Err(e) => Err(malformed(path, format!("RSA key rejected ({})", e))),
+    }
+}
+
+/// Unencrypted PKCS#8 `PrivateKeyInfo`.
+pub(crate) fn from_pkcs8(der: &[u8], path: &Path) -> Result<FileKey, KeyError> {
+    let info = pkcs8::PrivateKeyInfoRef::from_der(der)
+        .map_err(|e| malformed(path, format!("not PKCS#8 ({e})")))?;
+    let oid = info.algorithm.oid.to_string();
+    match oid.as_str() {
+        OID_RSA => rsa_from(ring::signature::RsaKeyPair::from_pkcs8(der), path),
+        OID_EC => {
+            let curve = info
+                .algorithm
+                .parameters
+                .and_then(|p| p.decode_as::<pkcs8::ObjectIdentifier>().ok())
+                .map(|o| o.to_string())
+                .unwrap_or_default();
+            match curve.as_str() {
+                OID_P256 => p256::ecdsa::SigningKey::from_pkcs8_der(der)
+                    .map(FileKey::P256)
+                    .map_err(|e| malformed(path, e.to_string())),
+                OID_P384 => p384::ecdsa::SigningKey::from_pkcs8_der(der)
+                    .map(FileKey::P384)
+                    .map_err(|e| malformed(path, e.to_string())),
+                other => Err(unsupported_curve(path, other)),
+            }
+        }
+        "1.3.101.112" => Err(unsupported(path, "Ed25519")),
+        "1.3.101.113" => Err(unsupported(path, "Ed448")),
+        "1.2.840.10040.4.1" => Err(unsupported(path, "DSA")),
+        "1.2.840.113549.1.1.10" => Err(unsupported(path, "RSA-PSS")),
+        other => Err(unsupported(path, &format!("OID {other}"))),
+    }
+}
+
+fn unsupported(path: &Path, kind: &str) -> KeyError {
+    KeyError::Unsupported {
+        path: path.to_path_buf(),
+        kind: kind.into(),
+    }
+}
+
+fn unsupported_curve(path: &Path, oid: &str) -> KeyError {
+    let name = match oid {
+        "1.3.132.0.35" => "EC P-521".to_string(),
+        "1.3.132.0.10" => "EC secp256k1".to_string(),
+        "" => "EC (no named curve)".to_string(),
+        other => format!("EC curve {other}"),
+    };
+    unsupported(path, &name)
+}
+
+/// PKCS#1 `RSAPrivateKey`.
+fn from_pkcs1(der: &[u8], path: &Path) -> Result<FileKey, KeyError> {
+    rsa_from(ring::signature::RsaKeyPair::from_der(der), path)
+}
+
+/// SEC 1 `ECPrivateKey`; the curve comes from the parameters or the key length.
+fn from_sec1(der: &[u8], path: &Path) -> Result<FileKey, KeyError> {
+    let parsed = sec1::EcPrivateKey::from_der(der)
+        .map_err(|e| malformed(path, format!("not SEC 1 ({e})")))?;
+    let curve = parsed
+        .parameters
+        .and_then(|p| p.named_curve())
+        .map(|o| o.to_string());
+    let curve = match curve {
+        Some(c) => c,
+        None => match parsed.private_key.len() {
+            32 => OID_P256.to_string(),
+            48 => OID_P384.to_string(),
+            _ => String::new(),
+        },
+    };
+    match curve.as_str() {
+        OID_P256 => p256::SecretKey::from_sec1_der(der)
+            .map(|k| FileKey::P256(k.into()))
+            .map_err(|e| malformed(path, e.to_string())),
+        OID_P384 => p384::SecretKey::from_sec1_der(der)
+            .map(|k| FileKey::P384(k.into()))
+            .map_err(|e| malformed(path, e.to_string())),
+        other => Err(unsupported_curve(path, other)),
+    }
+}
+
+/// Encrypted PKCS#8 (PBES2 with PBKDF2 or scrypt, AES-CBC).
+fn from_encrypted(
+    der: &[u8],
+    path: &Path,
+    passwords: &dyn PasswordSource,
+) -> Result<FileKey, KeyError> {
+    let info = pkcs8::EncryptedPrivateKeyInfoRef::from_der(der)
+        .map_err(|e| malformed(path, format!("not encrypted PKCS#8 ({e})")))?;
+    if info.encryption_algorithm.pbes2().is_none() {
+        return Err(KeyError::UnsupportedEncryption {
+            path: path.to_path_buf(),
+            reason: "PBES1; re-encrypt with `openssl pkcs8 -topk8 -v2 aes-256-cbc`".into(),
+        });
+    }
+    let what = format!("private key {}", path.display());
+    let password = passwords
+        .password(&what)?
+        .ok_or_else(|| KeyError::PasswordRequired {
+            path: path.to_path_buf(),
+        })?;
+    let plain = match info.decrypt(password.expose_secret().as_bytes()) {
+        Ok(doc) => Zeroizing::new(doc.as_bytes().to_vec()),
+        Err(pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::DecryptFailed)) => {
+            return Err(KeyError::WrongPassword {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(e) => {
+            return Err(KeyError::UnsupportedEncryption {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            });
+        }
+    };
+    // A wrong password passes the CBC padding check about once in 256 tries;
+    // the decrypted bytes then are not a PrivateKeyInfo.
+    if pkcs8::PrivateKeyInfoRef::from_der(&plain).is_err() {
+        return Err(KeyError::WrongPassword {
+            path: path.to_path_buf(),
+        });
+    }
+    from_pkcs8(&plain, path)
+}

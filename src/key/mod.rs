@@ -1,0 +1,327 @@
+//! Key sources and the signing capability.
+//!
+//! [`SigningKey`] is the extension point (a library user may bring an HSM of their
+//! own, as with rustls's `SigningKey`); [`FileKey`] is the software key read from PEM,
+//! DER, PKCS#8 (plain or encrypted) and PKCS#12 files. Keys are checked against the
+//! certificate when they are loaded ([`check_matches`]), never at first use.
+
+mod file;
+pub mod pkcs12;
+
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use x509_parser::x509::SubjectPublicKeyInfo;
+
+pub use self::pkcs12::{Pkcs12Identity, is_pkcs12, load_pkcs12};
+pub use file::{FileKey, load_key, load_key_bytes};
+
+use crate::input::ReadError;
+
+/// The two signature families Roles Anywhere accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    /// RSASSA-PKCS1-v1_5.
+    Rsa,
+    /// ECDSA with a DER `Ecdsa-Sig-Value`.
+    Ecdsa,
+}
+
+impl KeyAlgorithm {
+    /// The SigV4-X509 algorithm name used in `Authorization`.
+    pub fn sigv4_name(self) -> &'static str {
+        match self {
+            KeyAlgorithm::Rsa => "AWS4-X509-RSA-SHA256",
+            KeyAlgorithm::Ecdsa => "AWS4-X509-ECDSA-SHA256",
+        }
+    }
+}
+
+/// Hash used for a signature. Requests always use SHA-256; `sign-string` may ask
+/// for the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Digest {
+    /// SHA-256.
+    #[default]
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512.
+    Sha512,
+}
+
+impl Digest {
+    /// Hashes `data`.
+    pub fn hash(self, data: &[u8]) -> ring::digest::Digest {
+        let alg = match self {
+            Digest::Sha256 => &ring::digest::SHA256,
+            Digest::Sha384 => &ring::digest::SHA384,
+            Digest::Sha512 => &ring::digest::SHA512,
+        };
+        ring::digest::digest(alg, data)
+    }
+}
+
+/// A public key of a kind Roles Anywhere accepts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PublicKey {
+    /// RSA; `pkcs1` is the `RSAPublicKey` DER.
+    Rsa {
+        /// `RSAPublicKey` DER.
+        pkcs1: Vec<u8>,
+        /// Modulus size in bits.
+        bits: usize,
+    },
+    /// EC P-256; the uncompressed SEC 1 point.
+    P256(Vec<u8>),
+    /// EC P-384; the uncompressed SEC 1 point.
+    P384(Vec<u8>),
+}
+
+const OID_RSA: &str = "1.2.840.113549.1.1.1";
+const OID_EC: &str = "1.2.840.10045.2.1";
+const OID_P256: &str = "1.2.840.10045.3.1.7";
+const OID_P384: &str = "1.3.132.0.34";
+
+impl PublicKey {
+    /// Reads a certificate's subject public key. The error names the unsupported kind.
+    pub fn from_spki(spki: &SubjectPublicKeyInfo<'_>) -> Result<Self, String> {
+        let alg = spki.algorithm.algorithm.to_id_string();
+        let data = spki.subject_public_key.data.to_vec();
+        match alg.as_str() {
+            OID_RSA => {
+                let bits = match spki.parsed() {
+                    Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => rsa.key_size(),
+                    _ => return Err("malformed RSA".into()),
+                };
+                if bits < 2048 {
+                    return Err(format!("RSA-{bits}"));
+                }
+                Ok(PublicKey::Rsa { pkcs1: data, bits })
+            }
+            OID_EC => {
+                let curve = spki
+                    .algorithm
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.as_oid().ok())
+                    .map(|o| o.to_id_string())
+                    .unwrap_or_default();
+                match curve.as_str() {
+                    OID_P256 if data.len() == 65 => Ok(PublicKey::P256(data)),
+                    OID_P384 if data.len() == 97 => Ok(PublicKey::P384(data)),
+                    OID_P256 | OID_P384 => Err("compressed or malformed EC".into()),
+                    "1.3.132.0.35" => Err("EC P-521".into()),
+                    other => Err(format!("EC (curve {other})")),
+                }
+            }
+            "1.3.101.112" => Err("Ed25519".into()),
+            "1.3.101.113" => Err("Ed448".into()),
+            "1.2.840.10040.4.1" => Err("DSA".into()),
+            "1.2.840.113549.1.1.10" => Err("RSA-PSS".into()),
+            other => Err(format!("OID {other}")),
+        }
+    }
+
+    /// The signature family this key signs with.
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        match self {
+            PublicKey::Rsa { .. } => KeyAlgorithm::Rsa,
+            PublicKey::P256(_) | PublicKey::P384(_) => KeyAlgorithm::Ecdsa,
+        }
+    }
+
+    /// The bytes `sign-string` hashes: `RSAPublicKey` DER or the uncompressed point.
+    pub fn raw_bytes(&self) -> &[u8] {
+        match self {
+            PublicKey::Rsa { pkcs1, .. } => pkcs1,
+            PublicKey::P256(p) | PublicKey::P384(p) => p,
+        }
+    }
+
+    /// `"RSA"` or `"EC"`, as `read-certificate-data` prints it.
+    pub fn type_name(&self) -> &'static str {
+        match self.algorithm() {
+            KeyAlgorithm::Rsa => "RSA",
+            KeyAlgorithm::Ecdsa => "EC",
+        }
+    }
+
+    /// A short description such as `RSA-2048` or `EC P-256`.
+    pub fn describe(&self) -> String {
+        match self {
+            PublicKey::Rsa { bits, .. } => format!("RSA-{bits}"),
+            PublicKey::P256(_) => "EC P-256".into(),
+            PublicKey::P384(_) => "EC P-384".into(),
+        }
+    }
+}
+
+/// A signing operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    /// The backend refused to sign.
+    #[error("signing failed: {0}")]
+    Backend(String),
+}
+
+/// Something that signs with a private key held somewhere: memory, a token, a TPM.
+///
+/// Implementations hash `message` themselves with `digest` (SHA-256 for requests)
+/// and return the signature encoded as Roles Anywhere wants it: PKCS#1 v1.5 bytes
+/// for RSA, a DER `Ecdsa-Sig-Value` for ECDSA.
+pub trait SigningKey: std::fmt::Debug + Send + Sync {
+    /// The public half, used to match the key with the certificate.
+    fn public_key(&self) -> PublicKey;
+    /// Signs `message`.
+    fn sign(&self, message: &[u8], digest: Digest) -> Result<Vec<u8>, SignError>;
+    /// The signature family.
+    fn algorithm(&self) -> KeyAlgorithm {
+        self.public_key().algorithm()
+    }
+}
+
+/// Supplies passwords for encrypted keys and bundles.
+///
+/// The library never opens a terminal itself: the CLI passes an implementation that
+/// reads a flag, an environment variable, a file, or prompts on a TTY when one is
+/// attached (like age's `Callbacks`).
+pub trait PasswordSource: Send + Sync {
+    /// Returns the password for `what` (e.g. `private key key.pem`), or `None` when
+    /// no source has one.
+    fn password(&self, what: &str) -> Result<Option<SecretString>, KeyError>;
+    /// Whether the password came from the user explicitly (flag, environment, file),
+    /// as opposed to nothing having been configured.
+    fn is_configured(&self) -> bool;
+}
+
+/// A [`PasswordSource`] with no password at all.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoPassword;
+
+impl PasswordSource for NoPassword {
+    fn password(&self, _what: &str) -> Result<Option<SecretString>, KeyError> {
+        Ok(None)
+    }
+    fn is_configured(&self) -> bool {
+        false
+    }
+}
+
+/// A fixed password (for library users and tests).
+pub struct FixedPassword(pub SecretString);
+
+impl std::fmt::Debug for FixedPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FixedPassword(** redacted **)")
+    }
+}
+
+impl PasswordSource for FixedPassword {
+    fn password(&self, _what: &str) -> Result<Option<SecretString>, KeyError> {
+        Ok(Some(self.0.clone()))
+    }
+    fn is_configured(&self) -> bool {
+        true
+    }
+}
+
+/// A private key could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The file could not be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The file holds no private key.
+    #[error("{} holds no private key ({found})", path.display())]
+    NoKey {
+        /// The file.
+        path: PathBuf,
+        /// What was found instead.
+        found: String,
+    },
+    /// The key bytes do not parse.
+    #[error("private key {} does not parse: {reason}", path.display())]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// The key is of an unsupported kind.
+    #[error("private key {} is an unsupported {kind} key; use RSA (2048 bits or more) or EC P-256/P-384", path.display())]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// What it is.
+        kind: String,
+    },
+    /// The key is encrypted and no password was available.
+    #[error("private key {} is encrypted and no password was given", path.display())]
+    PasswordRequired {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The password did not decrypt the key.
+    #[error("wrong password for {}", path.display())]
+    WrongPassword {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Encryption scheme not supported.
+    #[error("private key {} uses an unsupported encryption ({reason})", path.display())]
+    UnsupportedEncryption {
+        /// The file.
+        path: PathBuf,
+        /// What is not supported.
+        reason: String,
+    },
+    /// A PKCS#12 bundle could not be used.
+    #[error("PKCS#12 bundle {} {reason}", path.display())]
+    Pkcs12 {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A TPM key file was given but TPM support is not available.
+    #[error("{} is a TPM 2.0 key (TSS2 PRIVATE KEY), which this build of iamra cannot use", path.display())]
+    TpmUnsupported {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The key does not belong to the certificate.
+    #[error("private key {} does not match certificate {}", key.display(), cert.display())]
+    Mismatch {
+        /// The key file.
+        key: PathBuf,
+        /// The certificate file.
+        cert: PathBuf,
+    },
+    /// Reading a password failed.
+    #[error("cannot read the password for {what}: {reason}")]
+    PasswordSource {
+        /// What the password was for.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Checks that `key` is the private half of `cert`'s public key.
+pub fn check_matches(
+    key: &dyn SigningKey,
+    key_path: &Path,
+    cert: &crate::cert::Certificate,
+) -> Result<(), KeyError> {
+    if &key.public_key() == cert.public_key() {
+        Ok(())
+    } else {
+        Err(KeyError::Mismatch {
+            key: key_path.to_path_buf(),
+            cert: cert.source().to_path_buf(),
+        })
+    }
+}

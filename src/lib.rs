@@ -1,0 +1,20 @@
+//! iamra: IAM Roles Anywhere credentials from X.509 certificates.
+//!
+//! The library loads an [`identity::Identity`] (key + certificate + chain) from
+//! files, signs `CreateSession` with SigV4-X509 ([`sigv4x509`]) and calls the
+//! service ([`session::Client`]), returning [`credentials::TemporaryCredentials`].
+//! The `iamra` binary is a thin CLI on top.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod cert;
+pub mod clock;
+pub mod credentials;
+pub mod error;
+pub mod identity;
+pub mod input;
+pub mod key;
+pub mod output;
+pub mod pem;
+pub mod session;
+pub mod sigv4x509;

@@ -1,0 +1,482 @@
+//! The `CreateSession` client: request building, signing each attempt, retries,
+//! and response parsing.
+//!
+//! Wire contract (as aws_signing_helper 1.8.0 sends it): `POST /sessions` with the
+//! three ARNs in the query string (`profileArn`, `roleArn`, `trustAnchorArn`,
+//! RFC 3986-encoded), body `{"durationSeconds":N[,"roleSessionName":"…"]}`, headers
+//! `Content-Type: application/json`, `Host`, `X-Amz-Date`, `X-Amz-X509` and
+//! `X-Amz-X509-Chain` (when there is a chain), all signed; `User-Agent` unsigned.
+
+pub mod arn;
+pub mod endpoint;
+pub mod response;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ::time::OffsetDateTime;
+use rand::Rng as _;
+
+pub use arn::{Arn, ArnError, ArnKind};
+pub use endpoint::EndpointError;
+pub use response::ServiceError;
+
+use crate::clock::Clock;
+use crate::credentials::TemporaryCredentials;
+use crate::identity::Identity;
+use crate::key::SignError;
+use crate::sigv4x509::{self, SignableRequest, canonical_request::uri_encode};
+
+/// Shortest session the service grants.
+pub const MIN_DURATION: u32 = 900;
+/// Longest session the service grants.
+pub const MAX_DURATION: u32 = 43200;
+/// Largest response body accepted.
+const MAX_RESPONSE: usize = 1024 * 1024;
+
+/// A session could not be created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// An ARN is malformed.
+    #[error(transparent)]
+    Arn(#[from] ArnError),
+    /// The endpoint or region is malformed.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// The trust anchor and profile are in different regions.
+    #[error(
+        "--trust-anchor-arn is in region {trust_anchor} but --profile-arn is in {profile}; they must be in the same region"
+    )]
+    RegionMismatch {
+        /// Trust anchor region.
+        trust_anchor: String,
+        /// Profile region.
+        profile: String,
+    },
+    /// `--session-duration` out of range.
+    #[error("--session-duration {0} is out of range: it must be 900 to 43200 seconds")]
+    Duration(i64),
+    /// `--role-session-name` invalid.
+    #[error(
+        "--role-session-name {0:?} is invalid: use 2 to 64 characters from A-Z a-z 0-9 + = , . @ _ -"
+    )]
+    SessionName(String),
+    /// The CA bundle could not be used.
+    #[error("CA bundle {} {reason}", path.display())]
+    CaBundle {
+        /// The bundle.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot set up the HTTPS client: {0}")]
+    Client(String),
+    /// The request did not get an answer.
+    #[error("cannot reach {url} after {attempts} attempt(s): {reason}")]
+    Network {
+        /// Where.
+        url: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The innermost cause.
+        reason: String,
+    },
+    /// The service answered with an error.
+    #[error("CreateSession failed: {}{}{} (HTTP {}{})",
+        error.code,
+        if error.code.is_empty() || error.message.is_empty() { "" } else { ": " },
+        error.message,
+        error.status,
+        if error.request_id.is_empty() { String::new() } else { format!(", request id {}", error.request_id) })]
+    Service {
+        /// The service's error.
+        error: ServiceError,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// The service answered with something unusable.
+    #[error("{0}")]
+    BadResponse(String),
+    /// Signing failed.
+    #[error(transparent)]
+    Sign(#[from] SignError),
+}
+
+/// What to ask for.
+#[derive(Debug, Clone)]
+pub struct SessionParams {
+    trust_anchor: Arn,
+    profile: Arn,
+    role: Arn,
+    region: String,
+    url: reqwest::Url,
+    duration_seconds: u32,
+    role_session_name: Option<String>,
+}
+
+impl SessionParams {
+    /// Checks every parameter locally, as the service would.
+    pub fn new(
+        trust_anchor_arn: &str,
+        profile_arn: &str,
+        role_arn: &str,
+        region: Option<&str>,
+        endpoint: Option<&str>,
+        duration_seconds: i64,
+        role_session_name: Option<&str>,
+    ) -> Result<Self, SessionError> {
+        let trust_anchor = Arn::parse(ArnKind::TrustAnchor, trust_anchor_arn)?;
+        let profile = Arn::parse(ArnKind::Profile, profile_arn)?;
+        let role = Arn::parse(ArnKind::Role, role_arn)?;
+        if trust_anchor.region() != profile.region() {
+            return Err(SessionError::RegionMismatch {
+                trust_anchor: trust_anchor.region().into(),
+                profile: profile.region().into(),
+            });
+        }
+        let region = match region {
+            Some(r) => {
+                endpoint::check_region(r)?;
+                r.to_string()
+            }
+            None => trust_anchor.region().to_string(),
+        };
+        let duration_seconds = u32::try_from(duration_seconds)
+            .ok()
+            .filter(|d| (MIN_DURATION..=MAX_DURATION).contains(d))
+            .ok_or(SessionError::Duration(duration_seconds))?;
+        if let Some(name) = role_session_name {
+            let ok_char = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c);
+            if !(2..=64).contains(&name.len()) || !name.chars().all(ok_char) {
+                return Err(SessionError::SessionName(name.to_string()));
+            }
+        }
+        let url = endpoint::sessions_url(&region, endpoint)?;
+        Ok(Self {
+            trust_anchor,
+            profile,
+            role,
+            region,
+            url,
+            duration_seconds,
+            role_session_name: role_session_name.map(str::to_string),
+        })
+    }
+
+    /// The signing region.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The URL requests go to.
+    pub fn url(&self) -> &reqwest::Url {
+        &self.url
+    }
+
+    /// The role ARN.
+    pub fn role(&self) -> &Arn {
+        &self.role
+    }
+
+    /// The requested duration.
+    pub fn duration_seconds(&self) -> u32 {
+        self.duration_seconds
+    }
+
+    /// The raw query string (ARNs sorted by name, RFC 3986-encoded).
+    pub fn query(&self) -> String {
+        format!(
+            "profileArn={}&roleArn={}&trustAnchorArn={}",
+            uri_encode(self.profile.as_str()),
+            uri_encode(self.role.as_str()),
+            uri_encode(self.trust_anchor.as_str())
+        )
+    }
+
+    /// The JSON body, compact, keys in the reference's order.
+    pub fn body(&self) -> String {
+        match &self.role_session_name {
+            Some(name) => format!(
+                "{{\"durationSeconds\":{},\"roleSessionName\":{}}}",
+                self.duration_seconds,
+                serde_json::Value::String(name.clone())
+            ),
+            None => format!("{{\"durationSeconds\":{}}}", self.duration_seconds),
+        }
+    }
+}
+
+/// How the HTTPS client behaves.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Trust only these CA certificates (PEM bundle) instead of the system roots.
+    pub ca_bundle: Option<PathBuf>,
+    /// Skip server certificate verification (`--no-verify-ssl`).
+    pub insecure: bool,
+    /// TCP + TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Timeout of one attempt, connect included.
+    pub attempt_timeout: Duration,
+    /// Attempts in all (1 = no retry).
+    pub max_attempts: u32,
+    /// First backoff delay; doubles each retry, with jitter.
+    pub base_delay: Duration,
+    /// Largest backoff delay (also caps `Retry-After`).
+    pub max_delay: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            ca_bundle: None,
+            insecure: false,
+            connect_timeout: Duration::from_secs(5),
+            attempt_timeout: Duration::from_secs(20),
+            max_attempts: 3,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(20),
+        }
+    }
+}
+
+/// A `CreateSession` client. Build it once and re-use it (connections are pooled).
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    options: ClientOptions,
+}
+
+enum Attempt {
+    Done(TemporaryCredentials),
+    Retry {
+        reason: String,
+        retry_after: Option<Duration>,
+        last: SessionError,
+    },
+    Fail(SessionError),
+}
+
+impl Client {
+    /// Builds the client (rustls on ring; proxies from `HTTPS_PROXY`/`NO_PROXY`).
+    pub fn new(options: ClientOptions) -> Result<Self, SessionError> {
+        // Installing fails only when a provider is already installed: fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
+            .http1_only()
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.attempt_timeout)
+            .user_agent(concat!("iamra/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = &options.ca_bundle {
+            let pem =
+                crate::input::read_file("CA bundle", path).map_err(|e| SessionError::CaBundle {
+                    path: path.clone(),
+                    reason: format!("cannot be read ({})", crate::error::chain(&e)),
+                })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| {
+                SessionError::CaBundle {
+                    path: path.clone(),
+                    reason: "is not a PEM certificate bundle".into(),
+                }
+            })?;
+            if certs.is_empty() {
+                return Err(SessionError::CaBundle {
+                    path: path.clone(),
+                    reason: "holds no certificate".into(),
+                });
+            }
+            builder = builder.tls_certs_only(certs);
+        }
+        if options.insecure {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| SessionError::Client(crate::error::chain(&e)))?;
+        Ok(Self { http, options })
+    }
+
+    /// Calls `CreateSession`, retrying transient failures, and returns the credentials.
+    pub async fn create_session(
+        &self,
+        params: &SessionParams,
+        identity: &Identity,
+        clock: &dyn Clock,
+    ) -> Result<TemporaryCredentials, SessionError> {
+        let max = self.options.max_attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            match self.attempt(params, identity, clock, attempt).await? {
+                Attempt::Done(c) => return Ok(c),
+                Attempt::Fail(e) => return Err(e),
+                Attempt::Retry {
+                    reason,
+                    retry_after,
+                    last,
+                } => {
+                    if attempt >= max {
+                        return Err(last);
+                    }
+                    let delay = self.backoff(attempt, retry_after);
+                    tracing::warn!(attempt, max, delay_ms = delay.as_millis() as u64, %reason, "CreateSession attempt failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let exp = self
+            .options
+            .base_delay
+            .saturating_mul(1u32 << (attempt - 1).min(16))
+            .min(self.options.max_delay);
+        // Full jitter in [exp/2, exp].
+        let jittered = exp.mul_f64(rand::rng().random_range(0.5..=1.0));
+        match retry_after {
+            Some(ra) => ra.min(self.options.max_delay).max(jittered),
+            None => jittered,
+        }
+    }
+
+    async fn attempt(
+        &self,
+        params: &SessionParams,
+        identity: &Identity,
+        clock: &dyn Clock,
+        attempt: u32,
+    ) -> Result<Attempt, SessionError> {
+        let url = params.url();
+        let query = params.query();
+        let body = params.body();
+        let amz_date = sigv4x509::amz_date(clock.now());
+        let mut headers = vec![
+            ("Content-Type".to_string(), "application/json".to_string()),
+            ("Host".to_string(), endpoint::host_header(url)),
+            ("X-Amz-Date".to_string(), amz_date.clone()),
+            ("X-Amz-X509".to_string(), identity.certificate.to_base64()),
+        ];
+        if !identity.chain.is_empty() {
+            let chain: Vec<String> = identity.chain.iter().map(|c| c.to_base64()).collect();
+            headers.push(("X-Amz-X509-Chain".to_string(), chain.join(",")));
+        }
+        let signed = sigv4x509::sign(
+            &SignableRequest {
+                method: "POST",
+                path: url.path(),
+                query: &query,
+                headers: &headers,
+                body: body.as_bytes(),
+            },
+            None,
+            params.region(),
+            &amz_date,
+            identity.certificate.serial_decimal(),
+            identity.key.as_ref(),
+        )?;
+        tracing::debug!(attempt, canonical_request = %signed.canonical_request, "signed CreateSession request");
+        let mut full_url = url.clone();
+        full_url.set_query(Some(&query));
+        let mut request = self.http.post(full_url).body(body);
+        for (name, value) in &headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        request = request.header("Authorization", signed.authorization.as_str());
+        let network = |reason: String| {
+            let last = SessionError::Network {
+                url: url.to_string(),
+                attempts: attempt,
+                reason: reason.clone(),
+            };
+            Attempt::Retry {
+                reason,
+                retry_after: None,
+                last,
+            }
+        };
+        let mut response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = crate::error::innermost(&e);
+                if is_tls_error(&reason) {
+                    return Ok(Attempt::Fail(SessionError::Network {
+                        url: url.to_string(),
+                        attempts: attempt,
+                        reason,
+                    }));
+                }
+                return Ok(network(reason));
+            }
+        };
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let error_type = header("x-amzn-errortype");
+        let request_id = header("x-amzn-requestid");
+        let retry_after = header("retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let mut body = zeroize::Zeroizing::new(Vec::new());
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_RESPONSE {
+                        return Ok(Attempt::Fail(SessionError::BadResponse(
+                            "CreateSession response is larger than 1 MiB".into(),
+                        )));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Ok(network(format!(
+                        "the response was cut off ({})",
+                        crate::error::innermost(&e)
+                    )));
+                }
+            }
+        }
+        if (200..300).contains(&status) {
+            return Ok(match response::parse_success(&body) {
+                Ok(c) => Attempt::Done(c),
+                Err(reason) => Attempt::Fail(SessionError::BadResponse(reason)),
+            });
+        }
+        let error =
+            response::parse_error(status, error_type.as_deref(), request_id.as_deref(), &body);
+        let transient = status >= 500 || status == 429 || error.code == "ThrottlingException";
+        let reason = format!("HTTP {status} {}", error.code);
+        let last = SessionError::Service {
+            error,
+            attempts: attempt,
+        };
+        Ok(if transient {
+            Attempt::Retry {
+                reason,
+                retry_after,
+                last,
+            }
+        } else {
+            Attempt::Fail(last)
+        })
+    }
+}
+
+fn is_tls_error(reason: &str) -> bool {
+    reason.contains("certificate")
+        || reason.contains("UnknownIssuer")
+        || reason.contains("NotValidForName")
+}
+
+/// Convenience: the time-of-signing clock a session uses when none is given.
+pub fn now() -> OffsetDateTime {
+    crate::clock::SystemClock.now()
+}

@@ -1,0 +1,3 @@
+//! iamra's integration tests: one binary, one module per area.
+
+mod vectors;
