@@ -73,6 +73,18 @@ impl IdentitySource {
         Ok(identity)
     }
 
+    /// Loads the identity and checks the key against the certificate, but not the
+    /// certificate's validity window (for diagnostics such as `sign-string`).
+    pub fn load_without_validity_check(
+        &self,
+        passwords: &dyn PasswordSource,
+    ) -> Result<Identity, IdentityError> {
+        let Some(cert_path) = self.certificate.as_deref() else {
+            return Err(IdentityError::NoCertificate);
+        };
+        self.load_unchecked(cert_path, passwords)
+    }
+
     fn load_unchecked(
         &self,
         cert_path: &Path,

@@ -1,1 +1,96 @@
-fn main() {}
+//! The `iamra` binary: parse flags, run, render errors.
+
+mod cli;
+
+use clap::Parser as _;
+
+fn init_logging(debug: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if debug { "iamra=debug,warn" } else { "warn" };
+    let filter = std::env::var("IAMRA_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .event_format(ShortFormat)
+        .try_init();
+}
+
+/// `iamra: warning: message key=value`: one short line per event, no timestamps,
+/// since the AWS SDKs paste our stderr into their own errors.
+struct ShortFormat;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for ShortFormat
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "info",
+            tracing::Level::DEBUG => "debug",
+            tracing::Level::TRACE => "trace",
+        };
+        write!(writer, "iamra: {level}: ")?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+fn main() {
+    let parsed = match cli::args::Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                std::process::exit(
+                    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                        2
+                    } else {
+                        0
+                    },
+                );
+            }
+            // One line: clap's first line, without its "error: " prefix and usage block.
+            let rendered = e.render().to_string();
+            let first = rendered
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            eprintln!("iamra: error: {first}");
+            eprintln!("iamra: hint: run 'iamra --help' or 'iamra <command> --help'");
+            std::process::exit(2);
+        }
+    };
+    let debug = match &parsed.command {
+        cli::args::Command::CredentialProcess(a) => a.identity.debug,
+        cli::args::Command::SignString(a) => a.identity.debug,
+        cli::args::Command::ReadCertificateData(a) => a.debug,
+        cli::args::Command::Version => false,
+    };
+    init_logging(debug);
+    if let Err(e) = cli::run(parsed.command) {
+        eprintln!("iamra: error: {}", iamra::error::chain(&e));
+        if let Some(hint) = e.hint() {
+            eprintln!("iamra: hint: {hint}");
+        }
+        std::process::exit(1);
+    }
+}

@@ -284,10 +284,10 @@ fn from_encrypted(
             reason: "PBES1; re-encrypt with `openssl pkcs8 -topk8 -v2 aes-256-cbc`".into(),
         });
     }
-    let what = format!("private key {}", path.display());
     let password = passwords
-        .password(&what)?
+        .password(super::SecretKind::Pkcs8Password, path)?
         .ok_or_else(|| KeyError::PasswordRequired {
+            what: "private key",
             path: path.to_path_buf(),
         })?;
     let plain = match info.decrypt(password.expose_secret().as_bytes()) {

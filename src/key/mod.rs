@@ -182,18 +182,27 @@ pub trait SigningKey: std::fmt::Debug + Send + Sync {
     }
 }
 
+/// Which secret a [`PasswordSource`] is asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretKind {
+    /// The password of an encrypted PKCS#8 key.
+    Pkcs8Password,
+    /// The password of a PKCS#12 bundle.
+    Pkcs12Password,
+}
+
 /// Supplies passwords for encrypted keys and bundles.
 ///
 /// The library never opens a terminal itself: the CLI passes an implementation that
 /// reads a flag, an environment variable, a file, or prompts on a TTY when one is
 /// attached (like age's `Callbacks`).
 pub trait PasswordSource: Send + Sync {
-    /// Returns the password for `what` (e.g. `private key key.pem`), or `None` when
-    /// no source has one.
-    fn password(&self, what: &str) -> Result<Option<SecretString>, KeyError>;
-    /// Whether the password came from the user explicitly (flag, environment, file),
-    /// as opposed to nothing having been configured.
-    fn is_configured(&self) -> bool;
+    /// Returns the password of `kind` for the file `path`, or `None` when no source
+    /// has one.
+    fn password(&self, kind: SecretKind, path: &Path) -> Result<Option<SecretString>, KeyError>;
+    /// Whether a password of `kind` was configured explicitly (flag, environment,
+    /// file), so that no guess (such as the empty password) should be tried first.
+    fn is_configured(&self, kind: SecretKind) -> bool;
 }
 
 /// A [`PasswordSource`] with no password at all.
@@ -201,15 +210,15 @@ pub trait PasswordSource: Send + Sync {
 pub struct NoPassword;
 
 impl PasswordSource for NoPassword {
-    fn password(&self, _what: &str) -> Result<Option<SecretString>, KeyError> {
+    fn password(&self, _: SecretKind, _: &Path) -> Result<Option<SecretString>, KeyError> {
         Ok(None)
     }
-    fn is_configured(&self) -> bool {
+    fn is_configured(&self, _: SecretKind) -> bool {
         false
     }
 }
 
-/// A fixed password (for library users and tests).
+/// A fixed password for every secret (for library users and tests).
 pub struct FixedPassword(pub SecretString);
 
 impl std::fmt::Debug for FixedPassword {
@@ -219,10 +228,10 @@ impl std::fmt::Debug for FixedPassword {
 }
 
 impl PasswordSource for FixedPassword {
-    fn password(&self, _what: &str) -> Result<Option<SecretString>, KeyError> {
+    fn password(&self, _: SecretKind, _: &Path) -> Result<Option<SecretString>, KeyError> {
         Ok(Some(self.0.clone()))
     }
-    fn is_configured(&self) -> bool {
+    fn is_configured(&self, _: SecretKind) -> bool {
         true
     }
 }
@@ -259,8 +268,10 @@ pub enum KeyError {
         kind: String,
     },
     /// The key is encrypted and no password was available.
-    #[error("private key {} is encrypted and no password was given", path.display())]
+    #[error("{what} {} is encrypted and no password was given", path.display())]
     PasswordRequired {
+        /// `"private key"` or `"PKCS#12 bundle"`.
+        what: &'static str,
         /// The file.
         path: PathBuf,
     },
@@ -301,10 +312,10 @@ pub enum KeyError {
         cert: PathBuf,
     },
     /// Reading a password failed.
-    #[error("cannot read the password for {what}: {reason}")]
+    #[error("cannot read the password for {}: {reason}", path.display())]
     PasswordSource {
-        /// What the password was for.
-        what: String,
+        /// The file the password was for.
+        path: PathBuf,
         /// Why.
         reason: String,
     },

@@ -10,7 +10,7 @@ use p12_keystore::Pkcs12Archive;
 use secrecy::ExposeSecret as _;
 
 use super::file::from_pkcs8;
-use super::{FileKey, KeyError, PasswordSource, SigningKey as _};
+use super::{FileKey, KeyError, PasswordSource, SecretKind, SigningKey as _};
 use crate::cert::Certificate;
 use crate::input::read_file;
 
@@ -65,9 +65,9 @@ pub fn pkcs12_from_bytes(
     path: &Path,
     passwords: &dyn PasswordSource,
 ) -> Result<Pkcs12Identity, KeyError> {
-    let what = format!("PKCS#12 bundle {}", path.display());
-    let archive = if passwords.is_configured() {
-        let password = passwords.password(&what)?.unwrap_or_default();
+    let kind = SecretKind::Pkcs12Password;
+    let archive = if passwords.is_configured(kind) {
+        let password = passwords.password(kind, path)?.unwrap_or_default();
         open(data, password.expose_secret(), path)?
     } else {
         // No password configured: most bundles made for machines use an empty one.
@@ -76,8 +76,9 @@ pub fn pkcs12_from_bytes(
             Err(e) if is_password_error(&e) => {
                 let password =
                     passwords
-                        .password(&what)?
+                        .password(kind, path)?
                         .ok_or_else(|| KeyError::PasswordRequired {
+                            what: "PKCS#12 bundle",
                             path: path.to_path_buf(),
                         })?;
                 open(data, password.expose_secret(), path)?

@@ -320,7 +320,7 @@ impl Client {
                         return Err(last);
                     }
                     let delay = self.backoff(attempt, retry_after);
-                    tracing::warn!(attempt, max, delay_ms = delay.as_millis() as u64, %reason, "CreateSession attempt failed; retrying");
+                    tracing::info!(attempt, max, delay_ms = delay.as_millis() as u64, %reason, "CreateSession attempt failed; retrying");
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }

@@ -143,7 +143,8 @@ mod tests {
     use super::*;
 
     const TA: &str = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/0f1e2d3c-4b5a-4978-8796-a5b4c3d2e1f0";
-    const PROFILE: &str = "arn:aws:rolesanywhere:us-east-1:123456789012:profile/1a2b3c4d-5e6f-4a8b-9c0d-1e2f3a4b5c6d";
+    const PROFILE: &str =
+        "arn:aws:rolesanywhere:us-east-1:123456789012:profile/1a2b3c4d-5e6f-4a8b-9c0d-1e2f3a4b5c6d";
 
     #[test]
     fn rolesanywhere_arns_parse() {

@@ -185,7 +185,10 @@ mod tests {
             ("Other".to_string(), "x".to_string()),
         ];
         assert_eq!(canonical_header_value(&headers, "x-a"), "one two,three");
-        assert_eq!(normalise_header_value("attempt=1; max=3"), "attempt=1; max=3");
+        assert_eq!(
+            normalise_header_value("attempt=1; max=3"),
+            "attempt=1; max=3"
+        );
         assert_eq!(normalise_header_value("\t a \t"), "a");
     }
 }

@@ -17,7 +17,8 @@
 use serde::Serialize;
 
 /// Suffix the real service appends to the code in `x-amzn-ErrorType`.
-pub const ERROR_TYPE_SUFFIX: &str = ":http://internal.amazon.com/coral/com.amazonaws.roles_anywhere/";
+pub const ERROR_TYPE_SUFFIX: &str =
+    ":http://internal.amazon.com/coral/com.amazonaws.roles_anywhere/";
 
 /// `403 AccessDeniedException`.
 pub const ACCESS_DENIED: &str = "AccessDeniedException";

@@ -83,7 +83,9 @@ impl Fault {
                     .parse()
                     .map_err(|_| format!("invalid delay in fault {other:?}"))?;
                 if ms > MAX_DELAY_MS {
-                    return Err(format!("delay in fault {other:?} exceeds {MAX_DELAY_MS} ms"));
+                    return Err(format!(
+                        "delay in fault {other:?} exceeds {MAX_DELAY_MS} ms"
+                    ));
                 }
                 Fault::Delay(ms)
             }
@@ -225,7 +227,16 @@ mod tests {
 
     #[test]
     fn bad_specs_are_refused() {
-        for bad in ["", "404", "delay:", "delay:x", "0*500", "x*500", "3*", "always:nope"] {
+        for bad in [
+            "",
+            "404",
+            "delay:",
+            "delay:x",
+            "0*500",
+            "x*500",
+            "3*",
+            "always:nope",
+        ] {
             assert!(FaultPlan::parse(&[bad.to_string()]).is_err(), "{bad}");
         }
     }

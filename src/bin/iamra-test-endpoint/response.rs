@@ -204,11 +204,9 @@ mod tests {
         );
         assert_eq!(set["packedPolicySize"], 0);
         assert_eq!(set["sourceIdentity"], "CN=leaf");
-        assert!(
-            v["subjectArn"]
-                .as_str()
-                .is_some_and(|s| s.starts_with("arn:aws:rolesanywhere:us-east-1:123456789012:subject/"))
-        );
+        assert!(v["subjectArn"].as_str().is_some_and(|s| {
+            s.starts_with("arn:aws:rolesanywhere:us-east-1:123456789012:subject/")
+        }));
         let order = [
             "\"credentialSet\"",
             "\"assumedRoleUser\"",
@@ -246,7 +244,11 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let v = session_value(&session(), now);
         let m = without_session_token(v.clone());
-        assert!(m["credentialSet"][0]["credentials"].get("sessionToken").is_none());
+        assert!(
+            m["credentialSet"][0]["credentials"]
+                .get("sessionToken")
+                .is_none()
+        );
         assert_eq!(with_empty_set(v.clone())["credentialSet"], json!([]));
         assert!(with_numeric_expiration(v.clone(), now, 3600)["credentialSet"][0]["credentials"]["expiration"].is_i64());
         assert!(to_text(&padded(v)).len() > 10 * 1024 * 1024);

@@ -44,15 +44,13 @@
 //! and `roleSessionName` from the body. Unknown body members are ignored.
 
 use crate::arn::{self, Arn, RaKind};
-use crate::canonical::{
-    self, CanonicalInput, canonical_header_value, decode_query, header_values,
-};
+use crate::canonical::{self, CanonicalInput, canonical_header_value, decode_query, header_values};
 use crate::cert::{self, ChainError};
 use crate::crypto::{Hash, PublicKey, Scheme};
 use crate::error::{ApiError, SERIALIZATION};
 use base64::Engine as _;
-use sha2::{Digest, Sha256};
 use base64::engine::general_purpose::STANDARD;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
@@ -168,7 +166,9 @@ pub fn parse_authorization(value: &str) -> Option<Authorization<'_>> {
         return None;
     };
     let token_ok = |s: &str| {
-        !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && b != b',' && b != b';')
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b',' && b != b';')
     };
     let ok = !serial.is_empty()
         && serial.bytes().all(|b| b.is_ascii_digit())
@@ -258,9 +258,7 @@ fn parse_amz_date(value: &str) -> Option<i64> {
 fn lower_token(name: &str) -> bool {
     !name.is_empty()
         && name.bytes().all(|b| {
-            b.is_ascii_lowercase()
-                || b.is_ascii_digit()
-                || b"!#$%&'*+-.^_`|~".contains(&b)
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
         })
 }
 
@@ -283,8 +281,8 @@ fn authenticate(
     config: &VerifyConfig,
 ) -> Result<Authenticated, ApiError> {
     // 1. Authorization header.
-    let auth_value =
-        single_header(&req.headers, "authorization").ok_or_else(|| denied("Invalid Authorization header"))?;
+    let auth_value = single_header(&req.headers, "authorization")
+        .ok_or_else(|| denied("Invalid Authorization header"))?;
     let auth =
         parse_authorization(auth_value).ok_or_else(|| denied("Invalid Authorization header"))?;
 
@@ -469,18 +467,18 @@ impl Params {
             .filter(|(n, _)| n.as_slice() == name.as_bytes())
             .map(|(_, v)| v)
             .collect();
-        let query_value = match from_query.as_slice() {
-            [] => None,
-            [one] => Some(
-                String::from_utf8((*one).clone())
-                    .map_err(|_| ApiError::validation(format!("Invalid {name}: must be a string")))?,
-            ),
-            _ => {
-                return Err(ApiError::validation(format!(
-                    "Invalid {name}: given more than once"
-                )));
-            }
-        };
+        let query_value =
+            match from_query.as_slice() {
+                [] => None,
+                [one] => Some(String::from_utf8((*one).clone()).map_err(|_| {
+                    ApiError::validation(format!("Invalid {name}: must be a string"))
+                })?),
+                _ => {
+                    return Err(ApiError::validation(format!(
+                        "Invalid {name}: given more than once"
+                    )));
+                }
+            };
         let body_value = match self.body.get(name) {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::String(s)) => Some(s.clone()),

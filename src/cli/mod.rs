@@ -1,0 +1,314 @@
+//! The command-line front end: flags → typed configuration → library calls, and
+//! the rendering of errors. No business logic lives here.
+
+pub mod args;
+mod passwords;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use iamra::cert::CertError;
+use iamra::clock::{Clock as _, SystemClock};
+use iamra::identity::{IdentityError, IdentitySource};
+use iamra::key::{self, KeyError, SigningKey};
+use iamra::output;
+use iamra::session::{self, SessionError};
+use secrecy::SecretString;
+
+use args::{Command, CredentialProcessArgs, IdentityArgs, ReadCertificateDataArgs, SignStringArgs};
+use passwords::{CliPasswords, PKCS8_ENV, PKCS12_ENV, Sources};
+
+/// Everything that can end a command with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Loading the identity failed.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The session failed.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// A flag cannot apply here.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Writing stdout failed.
+    #[error("cannot write the output: {0}")]
+    Output(#[source] std::io::Error),
+    /// The async runtime could not start.
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+impl From<KeyError> for CliError {
+    fn from(e: KeyError) -> Self {
+        CliError::Identity(IdentityError::Key(e))
+    }
+}
+
+impl From<CertError> for CliError {
+    fn from(e: CertError) -> Self {
+        CliError::Identity(IdentityError::Cert(e))
+    }
+}
+
+impl CliError {
+    /// A sentence that helps the user fix the problem, where one is known.
+    pub fn hint(&self) -> Option<String> {
+        use IdentityError as I;
+        match self {
+            CliError::Identity(I::Key(KeyError::PasswordRequired { .. })) => Some(format!(
+                "set {PKCS8_ENV} (or {PKCS12_ENV} for a bundle), pass --pkcs8-password-file FILE, or run from a terminal to be prompted"
+            )),
+            CliError::Identity(I::Key(KeyError::NoKey { .. })) => {
+                Some("pass the key file with --private-key".into())
+            }
+            CliError::Identity(I::Key(KeyError::Mismatch { .. })) => {
+                Some("the key and certificate must be a pair; check you did not swap files between identities".into())
+            }
+            CliError::Identity(I::Cert(CertError::Expired { .. } | CertError::NotYetValid { .. })) => {
+                Some("renew the certificate, or check the system clock".into())
+            }
+            CliError::Identity(I::Cert(CertError::CaAsLeaf { .. })) => Some(
+                "--certificate takes the end-entity certificate issued to this machine; CA certificates go in --intermediates".into(),
+            ),
+            CliError::Identity(I::Cert(CertError::NoCertificate { .. })) => {
+                Some("--certificate takes a PEM or DER certificate, or a PKCS#12 bundle".into())
+            }
+            CliError::Session(SessionError::Service { error, .. }) => service_hint(&error.code, &error.message),
+            CliError::Session(SessionError::Network { reason, .. }) => {
+                if reason.contains("UnknownIssuer") || reason.contains("certificate") {
+                    Some("the endpoint's TLS certificate is not trusted: pass --ca-bundle FILE or set AWS_CA_BUNDLE".into())
+                } else {
+                    Some("check --endpoint, the network, and HTTPS_PROXY/NO_PROXY".into())
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
+fn service_hint(code: &str, message: &str) -> Option<String> {
+    let m = message.to_ascii_lowercase();
+    if m.contains("untrusted") {
+        return Some(
+            "check that the certificate chains to the trust anchor's CA; is --intermediates missing?".into(),
+        );
+    }
+    if m.contains("rolesessionname") {
+        return Some("the profile does not accept role session names: drop --role-session-name or enable it on the profile".into());
+    }
+    if m.contains("signature expired") || m.contains("not yet current") {
+        return Some("the system clock is off: synchronise it (NTP)".into());
+    }
+    match code {
+        "ResourceNotFoundException" => Some("check --trust-anchor-arn, --profile-arn and the region".into()),
+        "AccessDeniedException" => Some("check that the profile lists --role-arn and that the role trusts rolesanywhere.amazonaws.com".into()),
+        _ => None,
+    }
+}
+
+fn secret_flag(value: &Option<String>, flag: &str, env: &str) -> Option<SecretString> {
+    value.as_ref().map(|v| {
+        tracing::warn!("{flag} on the command line is visible to other local users; prefer {env} or {flag}-file");
+        SecretString::from(v.as_str())
+    })
+}
+
+fn password_sources(a: &IdentityArgs) -> CliPasswords {
+    CliPasswords {
+        pkcs8: Sources {
+            flag: secret_flag(&a.pkcs8_password, "--pkcs8-password", PKCS8_ENV),
+            file: a.pkcs8_password_file.clone(),
+            env: PKCS8_ENV,
+        },
+        pkcs12: Sources {
+            flag: secret_flag(&a.pkcs12_password, "--pkcs12-password", PKCS12_ENV),
+            file: a.pkcs12_password_file.clone(),
+            env: PKCS12_ENV,
+        },
+        allow_prompt: true,
+    }
+}
+
+fn is_uri(p: &Path, scheme: &str) -> bool {
+    p.to_str().is_some_and(|s| s.starts_with(scheme))
+}
+
+/// Refuses flags that cannot apply on this platform or in this version.
+fn check_platform_flags(a: &IdentityArgs) -> Result<(), CliError> {
+    if a.cert_selector.is_some()
+        || a.system_store_name.is_some()
+        || a.use_latest_expiring_certificate
+    {
+        return Err(CliError::Unsupported(
+            "--cert-selector, --system-store-name and --use-latest-expiring-certificate need an OS certificate store (Windows, macOS); on Linux pass --certificate and --private-key".into(),
+        ));
+    }
+    for p in [&a.certificate, &a.private_key].into_iter().flatten() {
+        if is_uri(p, "pkcs11:") {
+            return Err(CliError::Unsupported(format!(
+                "{} is a PKCS#11 URI; this version of iamra reads keys from files only",
+                p.display()
+            )));
+        }
+        if is_uri(p, "handle:") {
+            return Err(CliError::Unsupported(format!(
+                "{} is a TPM handle; this version of iamra reads keys from files only",
+                p.display()
+            )));
+        }
+    }
+    if a.pkcs11_lib.is_some() || a.reuse_pin {
+        return Err(CliError::Unsupported(
+            "--pkcs11-lib and --reuse-pin need PKCS#11 support, which this version of iamra does not have".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn identity_source(a: &IdentityArgs, intermediates: Option<PathBuf>) -> IdentitySource {
+    IdentitySource {
+        certificate: a.certificate.clone(),
+        private_key: a.private_key.clone(),
+        intermediates,
+    }
+}
+
+/// Runs a parsed command, writing the payload to stdout.
+pub fn run(command: Command) -> Result<(), CliError> {
+    match command {
+        Command::CredentialProcess(a) => credential_process(a),
+        Command::SignString(a) => sign_string(a),
+        Command::ReadCertificateData(a) => read_certificate_data(a),
+        Command::Version => write_stdout(concat!(env!("CARGO_PKG_VERSION"), "\n").as_bytes()),
+    }
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(CliError::Output)
+}
+
+fn credential_process(a: CredentialProcessArgs) -> Result<(), CliError> {
+    check_platform_flags(&a.identity)?;
+    if a.identity.tpm_key_password.is_some() && a.identity.no_tpm_key_password {
+        return Err(CliError::Unsupported(
+            "--tpm-key-password and --no-tpm-key-password exclude each other".into(),
+        ));
+    }
+    // Check everything local before any I/O to the network.
+    let params = session::SessionParams::new(
+        &a.trust_anchor_arn,
+        &a.profile_arn,
+        &a.role_arn,
+        a.region.as_deref(),
+        a.endpoint.as_deref(),
+        a.session_duration,
+        a.role_session_name.as_deref(),
+    )?;
+    let clock = SystemClock;
+    let identity = identity_source(&a.identity, a.intermediates.clone())
+        .load(&password_sources(&a.identity), clock.now())?;
+    if a.no_verify_ssl {
+        tracing::warn!(
+            "--no-verify-ssl: the endpoint's TLS certificate is NOT verified; anyone on the path can read the credentials"
+        );
+    }
+    let ca_bundle = a.ca_bundle.clone().or_else(|| {
+        std::env::var_os("AWS_CA_BUNDLE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    let max_attempts = a
+        .max_attempts
+        .or_else(|| {
+            std::env::var("AWS_MAX_ATTEMPTS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(3)
+        .clamp(1, 10);
+    let client = session::Client::new(session::ClientOptions {
+        ca_bundle,
+        insecure: a.no_verify_ssl,
+        connect_timeout: Duration::from_secs(a.connect_timeout.max(1)),
+        attempt_timeout: Duration::from_secs(a.timeout.max(1)),
+        max_attempts,
+        ..session::ClientOptions::default()
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    let creds = runtime.block_on(client.create_session(&params, &identity, &clock))?;
+    let json = output::process::render(&creds);
+    write_stdout(json.as_bytes())
+}
+
+fn sign_string(a: SignStringArgs) -> Result<(), CliError> {
+    check_platform_flags(&a.identity)?;
+    let passwords = password_sources(&a.identity);
+    let key: Box<dyn SigningKey> = match (&a.identity.private_key, &a.identity.certificate) {
+        // Unlike the reference, a key file alone is enough; with a certificate too,
+        // the pair is checked.
+        (Some(k), None) => {
+            let data = iamra::input::read_file("private key file", k).map_err(KeyError::from)?;
+            if key::is_pkcs12(&data) {
+                Box::new(key::pkcs12::pkcs12_from_bytes(&data, k, &passwords)?.key)
+            } else {
+                Box::new(key::load_key_bytes(&data, k, &passwords)?)
+            }
+        }
+        _ => {
+            // Diagnostics work whatever the certificate's dates: no validity check.
+            IdentitySource {
+                certificate: a.identity.certificate.clone(),
+                private_key: a.identity.private_key.clone(),
+                intermediates: None,
+            }
+            .load_without_validity_check(&passwords)?
+            .key
+        }
+    };
+    let message = output::sign_string::test_message(&key.public_key());
+    let digest = match a.digest {
+        args::DigestArg::Sha256 => key::Digest::Sha256,
+        args::DigestArg::Sha384 => key::Digest::Sha384,
+        args::DigestArg::Sha512 => key::Digest::Sha512,
+    };
+    let signature = key
+        .sign(&message, digest)
+        .map_err(|e| CliError::Session(SessionError::Sign(e)))?;
+    let format = match a.format {
+        args::FormatArg::Json => output::sign_string::Format::Json,
+        args::FormatArg::Text => output::sign_string::Format::Text,
+        args::FormatArg::Bin => output::sign_string::Format::Bin,
+    };
+    write_stdout(&output::sign_string::render(&signature, format))
+}
+
+fn read_certificate_data(a: ReadCertificateDataArgs) -> Result<(), CliError> {
+    if a.cert_selector.is_some() || a.system_store_name.is_some() {
+        return Err(CliError::Unsupported(
+            "--cert-selector and --system-store-name need an OS certificate store (Windows, macOS); on Linux pass --certificate".into(),
+        ));
+    }
+    if a.pkcs11_lib.is_some() {
+        return Err(CliError::Unsupported(
+            "--pkcs11-lib needs PKCS#11 support, which this version of iamra does not have".into(),
+        ));
+    }
+    let Some(path) = a.certificate else {
+        return Err(CliError::Identity(IdentityError::NoCertificate));
+    };
+    if is_uri(&path, "pkcs11:") {
+        return Err(CliError::Unsupported(format!(
+            "{} is a PKCS#11 URI; this version of iamra reads certificates from files only",
+            path.display()
+        )));
+    }
+    let cert = iamra::cert::load_certificate(&path)?;
+    write_stdout(output::certificate_data::render(&cert).as_bytes())
+}

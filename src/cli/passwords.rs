@@ -1,0 +1,118 @@
+//! Where the CLI finds passwords: flag (compatibility, warned about), environment,
+//! file, or a prompt on the controlling terminal — never a prompt without one.
+
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use zeroize::Zeroizing;
+
+use iamra::key::{KeyError, PasswordSource, SecretKind};
+
+/// Environment variable holding the PKCS#8 key password.
+pub const PKCS8_ENV: &str = "IAMRA_PKCS8_PASSWORD";
+/// Environment variable holding the PKCS#12 bundle password.
+pub const PKCS12_ENV: &str = "IAMRA_PKCS12_PASSWORD";
+
+/// One password's configured sources.
+#[derive(Default)]
+pub struct Sources {
+    /// From the command line.
+    pub flag: Option<SecretString>,
+    /// From a file.
+    pub file: Option<PathBuf>,
+    /// Name of the environment variable.
+    pub env: &'static str,
+}
+
+impl Sources {
+    fn configured(&self) -> bool {
+        self.flag.is_some() || self.file.is_some() || std::env::var_os(self.env).is_some()
+    }
+
+    fn get(&self) -> Result<Option<SecretString>, String> {
+        if let Some(v) = &self.flag {
+            return Ok(Some(v.clone()));
+        }
+        if let Some(path) = &self.file {
+            let data = iamra::input::read_file("password file", path)
+                .map_err(|e| iamra::error::chain(&e))?;
+            let mut text = Zeroizing::new(
+                String::from_utf8(data.to_vec())
+                    .map_err(|_| format!("password file {} is not UTF-8", path.display()))?,
+            );
+            if text.ends_with('\n') {
+                text.pop();
+                if text.ends_with('\r') {
+                    text.pop();
+                }
+            }
+            return Ok(Some(SecretString::from(text.as_str())));
+        }
+        match std::env::var(self.env) {
+            Ok(v) => Ok(Some(SecretString::from(v))),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                Err(format!("{} is not valid UTF-8", self.env))
+            }
+        }
+    }
+}
+
+/// The CLI's [`PasswordSource`].
+pub struct CliPasswords {
+    /// PKCS#8 key password.
+    pub pkcs8: Sources,
+    /// PKCS#12 bundle password (falls back to the PKCS#8 sources, as the reference
+    /// accepts `--pkcs8-password` for bundles).
+    pub pkcs12: Sources,
+    /// Whether prompting on a terminal is allowed at all.
+    pub allow_prompt: bool,
+}
+
+fn prompt(kind: SecretKind, path: &Path) -> Result<Option<SecretString>, String> {
+    // Only prompt when there is a controlling terminal: cron, systemd and SDK
+    // subprocesses without one get a clear error instead of a hang.
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .is_err()
+    {
+        return Ok(None);
+    }
+    let what = match kind {
+        SecretKind::Pkcs8Password => "private key",
+        SecretKind::Pkcs12Password => "PKCS#12 bundle",
+    };
+    let text = rpassword::prompt_password(format!("Password for {what} {}: ", path.display()))
+        .map_err(|e| e.to_string())?;
+    Ok(Some(SecretString::from(text)))
+}
+
+impl PasswordSource for CliPasswords {
+    fn password(&self, kind: SecretKind, path: &Path) -> Result<Option<SecretString>, KeyError> {
+        let err = |reason| KeyError::PasswordSource {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let found = match kind {
+            SecretKind::Pkcs8Password => self.pkcs8.get().map_err(err)?,
+            SecretKind::Pkcs12Password => match self.pkcs12.get().map_err(err)? {
+                Some(p) => Some(p),
+                None => self.pkcs8.get().map_err(err)?,
+            },
+        };
+        match found {
+            Some(p) => Ok(Some(p)),
+            None if self.allow_prompt => prompt(kind, path).map_err(err),
+            None => Ok(None),
+        }
+    }
+
+    fn is_configured(&self, kind: SecretKind) -> bool {
+        match kind {
+            SecretKind::Pkcs8Password => self.pkcs8.configured(),
+            SecretKind::Pkcs12Password => self.pkcs12.configured() || self.pkcs8.configured(),
+        }
+    }
+}
