@@ -235,7 +235,10 @@ pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
 fn short_x509_error(e: &x509_parser::nom::Err<X509Error>) -> String {
     match e {
         x509_parser::nom::Err::Incomplete(_) => "truncated DER".into(),
-        x509_parser::nom::Err::Error(e) | x509_parser::nom::Err::Failure(e) => e.to_string(),
+        x509_parser::nom::Err::Error(e) | x509_parser::nom::Err::Failure(e) => match e {
+            X509Error::NomError(_) | X509Error::Der(_) => "truncated or malformed DER".into(),
+            other => other.to_string(),
+        },
     }
 }
 

@@ -72,7 +72,7 @@ impl CliError {
                 "--certificate takes the end-entity certificate issued to this machine; CA certificates go in --intermediates".into(),
             ),
             CliError::Identity(I::Cert(CertError::NoCertificate { .. })) => {
-                Some("--certificate takes a PEM or DER certificate, or a PKCS#12 bundle".into())
+                Some("expected a PEM or DER certificate (or, for --certificate, a PKCS#12 bundle)".into())
             }
             CliError::Session(SessionError::Service { error, .. }) => service_hint(&error.code, &error.message),
             CliError::Session(SessionError::Network { reason, .. }) => {

@@ -179,11 +179,11 @@ fn rsa_from(
         Ok(k) => Ok(FileKey::Rsa(k)),
         Err(e) if e.to_string() == "TooSmall" => Err(KeyError::Unsupported {
             path: path.to_path_buf(),
-            kind: "RSA key smaller than 2048 bits".into(),
+            kind: "RSA (under 2048 bits)".into(),
         }),
         Err(e) if e.to_string() == "TooLarge" => Err(KeyError::Unsupported {
             path: path.to_path_buf(),
-            kind: "RSA key larger than 8192 bits".into(),
+            kind: "RSA (over 8192 bits)".into(),
         }),
         Err(e) => Err(malformed(path, format!("RSA key rejected ({})", e))),
     }

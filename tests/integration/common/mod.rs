@@ -1,0 +1,181 @@
+//! Shared helpers: the local Roles Anywhere endpoint (one process per test, killed on
+//! drop) and running the built `iamra` binary.
+
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+pub const TRUST_ANCHOR_ARN: &str = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/0f1e2d3c-4b5a-4978-8796-a5b4c3d2e1f0";
+pub const PROFILE_ARN: &str =
+    "arn:aws:rolesanywhere:us-east-1:123456789012:profile/1a2b3c4d-5e6f-4a8b-9c0d-1e2f3a4b5c6d";
+pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/iamra-test-role";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// `certs-testdata/<rel>`.
+pub fn td(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("certs-testdata")
+        .join(rel)
+}
+
+/// A running local endpoint.
+pub struct Endpoint {
+    child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Endpoint {
+    /// Starts the endpoint with the test PKI's root as the trust anchor.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts the endpoint with extra flags (faults, ARNs...).
+    pub fn start_with(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("requests.jsonl");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_iamra-test-endpoint"))
+            .arg("--trust-anchor")
+            .arg(td("ca/root.pem"))
+            .arg("--tls-cert")
+            .arg(td("tls/server.pem"))
+            .arg("--tls-key")
+            .arg(td("tls/server.key"))
+            .args(["--listen", "127.0.0.1:0", "--role-arn", ROLE_ARN])
+            .arg("--request-log")
+            .arg(&log)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start iamra-test-endpoint");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("endpoint did not announce its port: {line:?}"));
+        Endpoint {
+            child,
+            port,
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// The request log: one JSON object per CreateSession request received.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The standard flags for a credential-process call against this endpoint.
+    pub fn flags(&self) -> Vec<String> {
+        vec![
+            "--trust-anchor-arn".into(),
+            TRUST_ANCHOR_ARN.into(),
+            "--profile-arn".into(),
+            PROFILE_ARN.into(),
+            "--role-arn".into(),
+            ROLE_ARN.into(),
+            "--endpoint".into(),
+            self.url(),
+            "--ca-bundle".into(),
+            td("tls/ca.pem").display().to_string(),
+        ]
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `iamra` with `args` and a clean environment (no password variables,
+/// no proxies), plus `env`.
+pub fn iamra<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iamra"));
+    cmd.args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null());
+    for var in [
+        "IAMRA_PKCS8_PASSWORD",
+        "IAMRA_PKCS12_PASSWORD",
+        "IAMRA_LOG",
+        "AWS_CA_BUNDLE",
+        "AWS_MAX_ATTEMPTS",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run iamra")
+}
+
+/// Asserts a failure: exit status 1, nothing on stdout, and the given stderr.
+#[track_caller]
+pub fn assert_fails_with(out: &Output, expected_stderr: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr, expected_stderr, "stderr differs");
+    assert!(
+        out.stdout.is_empty(),
+        "stdout must be empty, got {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(out.status.code(), Some(1), "exit status");
+}
+
+/// Parses credential-process stdout, checking the exact shape.
+#[track_caller]
+pub fn assert_credentials(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    assert!(
+        out.status.success(),
+        "iamra failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.ends_with('\n'), "no trailing newline");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let keys: Vec<&str> = stdout
+        .trim_matches(|c| c == '{' || c == '}')
+        .split(',')
+        .filter_map(|kv| kv.split(':').next())
+        .map(|k| k.trim_matches('"'))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "Version",
+            "AccessKeyId",
+            "SecretAccessKey",
+            "SessionToken",
+            "Expiration"
+        ]
+    );
+    assert_eq!(v["Version"], 1);
+    assert!(v["AccessKeyId"].as_str().unwrap().starts_with("ASIA"));
+    v
+}
