@@ -2,5 +2,7 @@
 
 mod common;
 mod credential_process;
+mod diagnostics;
 mod errors;
+mod faults;
 mod vectors;

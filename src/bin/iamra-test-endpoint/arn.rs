@@ -129,6 +129,7 @@ pub fn parse_role(arn: &str) -> Option<Arn> {
     let path_ok = path.len() <= 510
         && path.bytes().all(|b| (0x21..=0x7e).contains(&b))
         && !path.contains("//")
+        && !path.ends_with('/')
         && (path.is_empty() || !path.starts_with('/'));
     (valid_partition(partition) && valid_account(account) && name_ok && path_ok).then(|| Arn {
         partition: partition.to_string(),

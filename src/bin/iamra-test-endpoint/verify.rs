@@ -202,6 +202,10 @@ pub fn parse_authorization(value: &str) -> Option<Authorization<'_>> {
 
 /// A request that passed every check: what the response is built from.
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    not(test),
+    allow(dead_code, reason = "some fields are only read by the tests")
+)]
 pub struct Verified {
     /// Signing algorithm used.
     pub algorithm: Algorithm,
@@ -518,6 +522,21 @@ fn content_type_ok(req: &RequestParts) -> bool {
     }
 }
 
+/// A JSON integer; integers beyond `i64` saturate (so that they fail the range check).
+fn integer(v: &serde_json::Value) -> Option<i64> {
+    let n = v.as_number()?;
+    if let Some(i) = n.as_i64() {
+        return Some(i);
+    }
+    if n.is_u64() {
+        return Some(i64::MAX);
+    }
+    // Without arbitrary precision, integers past u64 arrive as floats.
+    let f = n.as_f64()?;
+    (f.is_finite() && f.abs() >= 9.223_372_036_854_775_808e18)
+        .then_some(if f > 0.0 { i64::MAX } else { i64::MIN })
+}
+
 /// Verifies a `CreateSession` request at Unix-time `now` (see the module docs).
 pub fn verify(
     req: &RequestParts,
@@ -573,7 +592,7 @@ pub fn verify(
     let duration_seconds = match params.body.get("durationSeconds") {
         None | Some(serde_json::Value::Null) => DEFAULT_DURATION.min(config.max_duration),
         Some(v) => {
-            let d = v.as_i64().ok_or_else(|| {
+            let d = integer(v).ok_or_else(|| {
                 ApiError::validation("Invalid durationSeconds: must be an integer")
             })?;
             if !(MIN_DURATION..=config.max_duration).contains(&d) {
