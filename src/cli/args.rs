@@ -20,6 +20,10 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing buys nothing"
+)]
 pub enum Command {
     /// Obtain temporary credentials and print them in the credential_process JSON format.
     CredentialProcess(CredentialProcessArgs),

@@ -4,9 +4,16 @@
 use crate::common::*;
 
 fn call(ep: &Endpoint, cert: &str, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["credential-process".to_string(), "--certificate".into(), td(cert).display().to_string()];
+    let mut args = vec![
+        "credential-process".to_string(),
+        "--certificate".into(),
+        td(cert).display().to_string(),
+    ];
     if !cert.ends_with(".p12") {
-        args.extend(["--intermediates".into(), td("chain.pem").display().to_string()]);
+        args.extend([
+            "--intermediates".into(),
+            td("chain.pem").display().to_string(),
+        ]);
     }
     args.extend(ep.flags());
     args.extend(extra.iter().map(|s| s.to_string()));
@@ -17,7 +24,11 @@ fn call(ep: &Endpoint, cert: &str, extra: &[&str]) -> std::process::Output {
 fn scrub(stderr: &[u8]) -> String {
     let s = String::from_utf8_lossy(stderr).into_owned();
     match s.find("request id ") {
-        Some(i) => format!("{}request id <id>{}", &s[..i], &s[i + "request id ".len() + 36..]),
+        Some(i) => format!(
+            "{}request id <id>{}",
+            &s[..i],
+            &s[i + "request id ".len() + 36..]
+        ),
         None => s,
     }
 }
@@ -56,7 +67,10 @@ fn persistent_5xx_fails_after_the_attempt_budget() {
     let out = call(&ep, "rsa2048/combined.pem", &["--max-attempts", "3"]);
     assert_eq!(ep.requests().len(), 3);
     let stderr = scrub(&out.stderr);
-    assert!(stderr.starts_with("iamra: error: CreateSession failed: "), "{stderr}");
+    assert!(
+        stderr.starts_with("iamra: error: CreateSession failed: "),
+        "{stderr}"
+    );
     assert!(stderr.contains("(HTTP 503, request id <id>)"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(out.stdout.is_empty());
@@ -68,19 +82,43 @@ fn dropped_connections_every_time_fail_clearly() {
     let out = call(&ep, "rsa2048/combined.pem", &["--max-attempts", "2"]);
     assert_eq!(ep.requests().len(), 2);
     let stderr = scrub(&out.stderr);
-    assert!(stderr.starts_with(&format!("iamra: error: cannot reach {}/sessions after 2 attempt(s): ", ep.url())), "{stderr}");
-    assert!(stderr.ends_with("iamra: hint: check --endpoint, the network, and HTTPS_PROXY/NO_PROXY\n"), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "iamra: error: cannot reach {}/sessions after 2 attempt(s): ",
+            ep.url()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with("iamra: hint: check --endpoint, the network, and HTTPS_PROXY/NO_PROXY\n"),
+        "{stderr}"
+    );
     assert!(out.stdout.is_empty());
 }
 
 #[test]
 fn broken_success_answers_are_errors_not_credentials() {
     let cases = [
-        ("malformed", "iamra: error: malformed CreateSession response (not JSON)\n"),
-        ("missing-field", "iamra: error: malformed CreateSession response (missing field `sessionToken`)\n"),
-        ("empty-set", "iamra: error: CreateSession response holds no credentials (empty credentialSet)\n"),
-        ("wrong-type", "iamra: error: malformed CreateSession response (invalid type of a field)\n"),
-        ("huge", "iamra: error: CreateSession response is larger than 1 MiB\n"),
+        (
+            "malformed",
+            "iamra: error: malformed CreateSession response (not JSON)\n",
+        ),
+        (
+            "missing-field",
+            "iamra: error: malformed CreateSession response (missing field `sessionToken`)\n",
+        ),
+        (
+            "empty-set",
+            "iamra: error: CreateSession response holds no credentials (empty credentialSet)\n",
+        ),
+        (
+            "wrong-type",
+            "iamra: error: malformed CreateSession response (invalid type of a field)\n",
+        ),
+        (
+            "huge",
+            "iamra: error: CreateSession response is larger than 1 MiB\n",
+        ),
     ];
     for (fault, expected) in cases {
         let ep = Endpoint::start_with(&["--fault", fault]);
@@ -93,9 +131,19 @@ fn broken_success_answers_are_errors_not_credentials() {
 #[test]
 fn slow_answers_time_out() {
     let ep = Endpoint::start_with(&["--fault", "always:delay:5000"]);
-    let out = call(&ep, "rsa2048/combined.pem", &["--timeout", "1", "--max-attempts", "1"]);
+    let out = call(
+        &ep,
+        "rsa2048/combined.pem",
+        &["--timeout", "1", "--max-attempts", "1"],
+    );
     let stderr = scrub(&out.stderr);
-    assert!(stderr.starts_with(&format!("iamra: error: cannot reach {}/sessions after 1 attempt(s): ", ep.url())), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "iamra: error: cannot reach {}/sessions after 1 attempt(s): ",
+            ep.url()
+        )),
+        "{stderr}"
+    );
     assert!(out.stdout.is_empty());
     // A short delay is just a slow answer.
     let ep = Endpoint::start_with(&["--fault", "delay:300"]);
@@ -120,20 +168,31 @@ fn service_rejections_are_not_retried_and_carry_a_hint() {
     assert_eq!(ep.requests().len(), 1);
 
     // A good leaf whose intermediate was left out.
-    let mut args = vec!["credential-process".to_string(), "--certificate".into(), td("rsa2048/combined.pem").display().to_string()];
+    let mut args = vec![
+        "credential-process".to_string(),
+        "--certificate".into(),
+        td("rsa2048/combined.pem").display().to_string(),
+    ];
     args.extend(ep.flags());
     assert_failed(&iamra(&args, &[]), untrusted);
 
     // Unknown trust anchor / profile, role not in the profile.
     let other_ta = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/00000000-0000-0000-0000-000000000000";
-    let other_profile = "arn:aws:rolesanywhere:us-east-1:123456789012:profile/00000000-0000-0000-0000-000000000000";
+    let other_profile =
+        "arn:aws:rolesanywhere:us-east-1:123456789012:profile/00000000-0000-0000-0000-000000000000";
     let cases: &[(&[&str], &str)] = &[
-        (&["--trust-anchor-arn", other_ta],
-         "iamra: error: CreateSession failed: ResourceNotFoundException: Trust anchor not found (HTTP 404, request id <id>)\niamra: hint: check --trust-anchor-arn, --profile-arn and the region\n"),
-        (&["--profile-arn", other_profile],
-         "iamra: error: CreateSession failed: ResourceNotFoundException: Profile not found (HTTP 404, request id <id>)\niamra: hint: check --trust-anchor-arn, --profile-arn and the region\n"),
-        (&["--role-arn", "arn:aws:iam::123456789012:role/other"],
-         "iamra: error: CreateSession failed: AccessDeniedException: Profile does not allow the role (HTTP 403, request id <id>)\niamra: hint: check that the profile lists --role-arn and that the role trusts rolesanywhere.amazonaws.com\n"),
+        (
+            &["--trust-anchor-arn", other_ta],
+            "iamra: error: CreateSession failed: ResourceNotFoundException: Trust anchor not found (HTTP 404, request id <id>)\niamra: hint: check --trust-anchor-arn, --profile-arn and the region\n",
+        ),
+        (
+            &["--profile-arn", other_profile],
+            "iamra: error: CreateSession failed: ResourceNotFoundException: Profile not found (HTTP 404, request id <id>)\niamra: hint: check --trust-anchor-arn, --profile-arn and the region\n",
+        ),
+        (
+            &["--role-arn", "arn:aws:iam::123456789012:role/other"],
+            "iamra: error: CreateSession failed: AccessDeniedException: Profile does not allow the role (HTTP 403, request id <id>)\niamra: hint: check that the profile lists --role-arn and that the role trusts rolesanywhere.amazonaws.com\n",
+        ),
     ];
     for (over, expected) in cases {
         let mut flags = ep.flags();
@@ -156,7 +215,11 @@ fn service_rejections_are_not_retried_and_carry_a_hint() {
 #[test]
 fn role_session_name_refused_by_the_profile() {
     let ep = Endpoint::start_with(&["--no-role-session-name"]);
-    let out = call(&ep, "rsa2048/combined.pem", &["--role-session-name", "ci-job"]);
+    let out = call(
+        &ep,
+        "rsa2048/combined.pem",
+        &["--role-session-name", "ci-job"],
+    );
     assert_failed(
         &out,
         "iamra: error: CreateSession failed: AccessDeniedException: Not authorized to set roleSessionName (HTTP 403, request id <id>)\niamra: hint: the profile does not accept role session names: drop --role-session-name or enable it on the profile\n",
@@ -168,6 +231,9 @@ fn durations_above_the_profile_limit_are_refused_by_the_service() {
     let ep = Endpoint::start_with(&["--max-duration", "3600"]);
     let out = call(&ep, "rsa2048/combined.pem", &["--session-duration", "7200"]);
     let stderr = scrub(&out.stderr);
-    assert!(stderr.starts_with("iamra: error: CreateSession failed: ValidationException: "), "{stderr}");
+    assert!(
+        stderr.starts_with("iamra: error: CreateSession failed: ValidationException: "),
+        "{stderr}"
+    );
     assert!(out.stdout.is_empty());
 }

@@ -22,8 +22,8 @@ const MAX_SIGNATURE_CHECKS: usize = 64;
 /// Parses one DER certificate; `None` on any error or trailing bytes.
 pub fn parse_der(der: &[u8]) -> Option<X509Certificate<'_>> {
     match X509Certificate::from_der(der) {
-        Ok((rest, cert)) if rest.is_empty() => Some(cert),
-        _ => None,
+        Ok((rest, cert)) => rest.is_empty().then_some(cert),
+        Err(_) => None,
     }
 }
 
@@ -102,10 +102,15 @@ pub enum ChainError {
 
 /// Chain-validation state: inputs and the work budget.
 struct PathBuilder<'c, 'a> {
+    /// Candidate intermediates (leaf copies removed).
     chain: &'c [X509Certificate<'a>],
+    /// Trust anchors.
     anchors: &'c [X509Certificate<'a>],
+    /// Validation time, Unix seconds.
     now: i64,
+    /// Signature checks done so far.
     checks: usize,
+    /// First validity failure met on an otherwise complete path.
     time_error: Option<ChainError>,
 }
 
@@ -124,10 +129,10 @@ impl<'c, 'a> PathBuilder<'c, 'a> {
             Ok(Some(bc)) if bc.value.ca => bc.value.path_len_constraint,
             _ => return false,
         };
-        if let Some(max) = path_len {
-            if u64::try_from(below).unwrap_or(u64::MAX) > u64::from(max) {
-                return false;
-            }
+        if let Some(max) = path_len
+            && u64::try_from(below).unwrap_or(u64::MAX) > u64::from(max)
+        {
+            return false;
         }
         match issuer.key_usage() {
             Ok(Some(ku)) if !ku.value.key_cert_sign() => return false,

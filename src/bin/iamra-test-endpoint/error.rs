@@ -53,6 +53,7 @@ pub struct ApiError {
 /// The JSON body of an error response.
 #[derive(Serialize)]
 struct ErrorBody<'a> {
+    /// The message.
     message: &'a str,
 }
 

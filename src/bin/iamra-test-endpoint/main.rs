@@ -294,7 +294,6 @@ async fn run(cli: Cli) -> Result<(), (i32, StartError)> {
 fn main() {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
         .enable_all()
         .build()
     {

@@ -24,7 +24,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use std::convert::Infallible;
 use std::future::Future;
@@ -43,8 +43,6 @@ use tokio_rustls::TlsAcceptor;
 const MAX_BODY: usize = 64 * 1024;
 /// Time allowed for a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time allowed to receive a request's headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything the request handler needs.
 pub struct State {
@@ -147,19 +145,29 @@ fn error_response(e: &ApiError, extra: &[(&str, String)]) -> Response<RespBody> 
 /// One request-log line.
 #[derive(Serialize)]
 struct LogLine {
+    /// 1-based index of the `/sessions` request.
     n: u64,
+    /// HTTP status sent (0: dropped).
     status: u16,
+    /// Error code sent, if any.
     error: Option<String>,
+    /// Error message sent, if any.
     message: Option<String>,
+    /// Fault applied, if any.
     fault: Option<String>,
+    /// SignedHeaders from the Authorization header.
     signed_headers: Option<String>,
+    /// Credential serial from the Authorization header.
     serial: Option<String>,
 }
 
 /// What was decided for a request: the reply and the log fields.
 struct Outcome {
+    /// The response, `None` to drop the connection.
     reply: Option<Response<RespBody>>,
+    /// Status for the log (0 when dropped).
     status: u16,
+    /// The error answered, if any.
     error: Option<ApiError>,
 }
 
@@ -205,7 +213,7 @@ fn fault_session(config: &VerifyConfig) -> Session {
             .map_or_else(|| "aws".into(), |a| a.partition.clone()),
         subject_account: ta.as_ref().map_or_else(String::new, |a| a.account.clone()),
         region: config.region.clone(),
-        subject_seed: [0; 32],
+        subject_seed: rand::random(),
         duration_seconds: 3600,
     }
 }
@@ -410,10 +418,9 @@ async fn serve_connection(state: Arc<State>, acceptor: TlsAcceptor, tcp: tokio::
         handle(Arc::clone(&state), req, Arc::clone(&kill_for_service))
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .keep_alive(true)
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
+    // No header-read timer: it would also close idle keep-alive connections,
+    // racing clients that reuse them.
+    builder.keep_alive(true).header_read_timeout(None);
     let conn = builder.serve_connection(TokioIo::new(tls), service);
     tokio::select! {
         _ = conn => {}

@@ -1,4 +1,4 @@
-//! Verifier tests: every request vector in `shared/vectors/` byte for byte, and
+//! Verifier tests: every request vector in `tests/vectors/` byte for byte, and
 //! one or more rejections per rule, built by mutating (and where needed
 //! re-signing) vector requests or by signing requests with certificates made
 //! here (a minimal DER writer below).
@@ -20,16 +20,19 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 /// The shared vectors directory.
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors");
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
 /// Trust anchor of the vectors.
 const TRUST_ANCHOR_PEM: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/vectors/trust-anchor.pem"
+    "/tests/vectors/trust-anchor.pem"
 );
 
+/// Configured trust anchor ARN.
 const TA_ARN: &str = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/0f1e2d3c-4b5a-4978-8796-a5b4c3d2e1f0";
+/// Configured profile ARN.
 const PROFILE_ARN: &str =
     "arn:aws:rolesanywhere:us-east-1:123456789012:profile/1a2b3c4d-5e6f-4a8b-9c0d-1e2f3a4b5c6d";
+/// The role the vectors ask for.
 const VECTOR_ROLE: &str = "arn:aws:iam::123456789012:role/oracle-test-role";
 
 // ---------------------------------------------------------------------------
@@ -38,18 +41,26 @@ const VECTOR_ROLE: &str = "arn:aws:iam::123456789012:role/oracle-test-role";
 
 /// One request vector.
 struct Vector {
+    /// Folder name.
     name: String,
+    /// Folder path.
     dir: PathBuf,
+    /// The request as sent, Authorization included.
     req: RequestParts,
+    /// `X-Amz-Date`.
     date: String,
+    /// `X-Amz-Date` as a time (the clock of the test).
     now: OffsetDateTime,
+    /// `expected.json`.
     expected: Value,
 }
 
+/// Reads a text file (panics in tests only).
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The DER certificates of a PEM file.
 fn pem_certs(path: &Path) -> Vec<Vec<u8>> {
     CertificateDer::pem_file_iter(path)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -57,6 +68,7 @@ fn pem_certs(path: &Path) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Parses an `X-Amz-Date` value.
 fn parse_amz_date(s: &str) -> OffsetDateTime {
     let fmt = format_description!("[year][month][day]T[hour][minute][second]Z");
     time::PrimitiveDateTime::parse(s, &fmt)
@@ -64,6 +76,7 @@ fn parse_amz_date(s: &str) -> OffsetDateTime {
         .assume_utc()
 }
 
+/// Loads a request vector folder.
 fn load_vector(dir: &Path) -> Vector {
     let request: Value =
         serde_json::from_str(&read(&dir.join("request.json"))).expect("request.json");
@@ -111,6 +124,7 @@ fn load_vector(dir: &Path) -> Vector {
     }
 }
 
+/// Every request vector folder, sorted.
 fn all_vectors() -> Vec<Vector> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(VECTORS)
         .expect("vectors dir")
@@ -121,14 +135,17 @@ fn all_vectors() -> Vec<Vector> {
     dirs.iter().map(|d| load_vector(d)).collect()
 }
 
+/// One request vector by folder name.
 fn vector(name: &str) -> Vector {
     load_vector(&Path::new(VECTORS).join(name))
 }
 
+/// DER of the vectors' trust anchor.
 fn anchor_ders() -> Vec<Vec<u8>> {
     pem_certs(Path::new(TRUST_ANCHOR_PEM))
 }
 
+/// The endpoint configuration the vectors were made for.
 fn config() -> VerifyConfig {
     VerifyConfig {
         region: "us-east-1".into(),
@@ -146,6 +163,7 @@ fn config() -> VerifyConfig {
 // Request mutation helpers
 // ---------------------------------------------------------------------------
 
+/// The first value of a header.
 fn header<'a>(req: &'a RequestParts, name: &str) -> &'a str {
     req.headers
         .iter()
@@ -154,15 +172,18 @@ fn header<'a>(req: &'a RequestParts, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no header {name}"))
 }
 
+/// Replaces every value of a header with one value.
 fn set_header(req: &mut RequestParts, name: &str, value: &str) {
     req.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
     req.headers.push((name.to_string(), value.to_string()));
 }
 
+/// Removes a header.
 fn remove_header(req: &mut RequestParts, name: &str) {
     req.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
 }
 
+/// The Authorization value.
 fn auth_of(req: &RequestParts) -> String {
     header(req, "authorization").to_string()
 }
@@ -176,11 +197,15 @@ fn edit_auth(req: &mut RequestParts, from: &str, to: &str) {
 
 /// A signer over the string to sign.
 enum Signer {
+    /// RSA PKCS#1 v1.5.
     Rsa(RsaKeyPair),
+    /// ECDSA (P-256 or P-384).
     Ec(EcdsaKeyPair),
 }
 
+/// Signing and naming.
 impl Signer {
+    /// Signs `msg` (SHA-256).
     fn sign(&self, msg: &[u8]) -> Vec<u8> {
         let rng = SystemRandom::new();
         match self {
@@ -194,6 +219,7 @@ impl Signer {
         }
     }
 
+    /// The request algorithm of this key.
     fn algorithm(&self) -> Algorithm {
         match self {
             Signer::Rsa(_) => Algorithm::Rsa,
@@ -256,6 +282,7 @@ fn resign(v: &mut Vector) {
     sign_request(&mut v.req, &signer, &serial, &signed);
 }
 
+/// Asserts a rejection with exactly this status, code and message.
 fn expect_err(
     result: Result<crate::verify::Verified, ApiError>,
     status: u16,
@@ -274,10 +301,12 @@ fn expect_err(
     }
 }
 
+/// Asserts a 403 AccessDeniedException with `message`.
 fn denied(result: Result<crate::verify::Verified, ApiError>, message: &str) {
     expect_err(result, 403, "AccessDeniedException", message);
 }
 
+/// Asserts a 400 ValidationException with `message`.
 fn invalid(result: Result<crate::verify::Verified, ApiError>, message: &str) {
     expect_err(result, 400, "ValidationException", message);
 }
@@ -287,6 +316,7 @@ fn base() -> Vector {
     vector("go-rsa2048-int-chain")
 }
 
+/// Verifies a vector at its own date with the default configuration.
 fn check(v: &Vector) -> Result<crate::verify::Verified, ApiError> {
     verify(&v.req, v.now, &config())
 }
@@ -838,6 +868,7 @@ fn certificates_outside_their_validity_are_refused() {
 // Rules 7 and 8: content type, body, ARNs, duration, session name
 // ---------------------------------------------------------------------------
 
+/// The Go helper's query string for three ARNs.
 fn query_of(ta: &str, profile: &str, role: &str) -> String {
     let e = |s: &str| url_encode(s);
     format!(
@@ -848,6 +879,7 @@ fn query_of(ta: &str, profile: &str, role: &str) -> String {
     )
 }
 
+/// RFC 3986 percent-encoding.
 fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| {
@@ -1147,6 +1179,7 @@ fn checks_run_in_the_documented_order() {
 
 /// Minimal DER writer.
 mod der {
+    /// Tag, definite length, content.
     pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
         let mut out = vec![tag];
         let len = content.len();
@@ -1165,12 +1198,15 @@ mod der {
         out.extend_from_slice(content);
         out
     }
+    /// SEQUENCE.
     pub fn seq(parts: &[Vec<u8>]) -> Vec<u8> {
         tlv(0x30, &parts.concat())
     }
+    /// SET.
     pub fn set(parts: &[Vec<u8>]) -> Vec<u8> {
         tlv(0x31, &parts.concat())
     }
+    /// OBJECT IDENTIFIER.
     pub fn oid(arcs: &[u64]) -> Vec<u8> {
         let mut body = vec![(arcs[0] * 40 + arcs[1]) as u8];
         for &arc in &arcs[2..] {
@@ -1185,6 +1221,7 @@ mod der {
         }
         tlv(0x06, &body)
     }
+    /// Non-negative INTEGER from big-endian bytes.
     pub fn uint(bytes: &[u8]) -> Vec<u8> {
         let mut body = bytes.to_vec();
         if body.first().is_some_and(|b| b & 0x80 != 0) {
@@ -1192,52 +1229,72 @@ mod der {
         }
         tlv(0x02, &body)
     }
+    /// BOOLEAN.
     pub fn boolean(v: bool) -> Vec<u8> {
         tlv(0x01, &[if v { 0xff } else { 0 }])
     }
+    /// OCTET STRING.
     pub fn octets(v: &[u8]) -> Vec<u8> {
         tlv(0x04, v)
     }
+    /// BIT STRING with no unused bits.
     pub fn bits(v: &[u8]) -> Vec<u8> {
         let mut body = vec![0];
         body.extend_from_slice(v);
         tlv(0x03, &body)
     }
+    /// UTF8String.
     pub fn utf8(s: &str) -> Vec<u8> {
         tlv(0x0c, s.as_bytes())
     }
+    /// UTCTime.
     pub fn utc_time(s: &str) -> Vec<u8> {
         tlv(0x17, s.as_bytes())
     }
+    /// Context-specific constructed tag `[n]`.
     pub fn explicit(n: u8, content: &[u8]) -> Vec<u8> {
         tlv(0xa0 | n, content)
     }
+    /// NULL.
     pub fn null() -> Vec<u8> {
         vec![0x05, 0x00]
     }
+    /// A Name with one CN.
     pub fn name(cn: &str) -> Vec<u8> {
         seq(&[set(&[seq(&[oid(&[2, 5, 4, 3]), utf8(cn)])])])
     }
 }
 
+/// ecdsa-with-SHA256.
 const OID_ECDSA_SHA256: &[u64] = &[1, 2, 840, 10045, 4, 3, 2];
+/// ecdsa-with-SHA384.
 const OID_ECDSA_SHA384: &[u64] = &[1, 2, 840, 10045, 4, 3, 3];
+/// sha384WithRSAEncryption.
 const OID_RSA_SHA384: &[u64] = &[1, 2, 840, 113549, 1, 1, 12];
+/// sha512WithRSAEncryption.
 const OID_RSA_SHA512: &[u64] = &[1, 2, 840, 113549, 1, 1, 13];
 /// keyUsage bits (first octet): digitalSignature, keyCertSign.
 const KU_DIGITAL_SIGNATURE: u8 = 0x80;
+/// keyUsage keyCertSign bit.
 const KU_KEY_CERT_SIGN: u8 = 0x04;
 
 /// A key that can sign certificates and requests.
 struct TestKey {
+    /// The private key.
     signer: Signer,
+    /// SubjectPublicKeyInfo DER.
     spki: Vec<u8>,
+    /// signatureAlgorithm OID of certificates it signs.
     sig_alg: &'static [u64],
+    /// Whether the key is RSA.
     rsa: bool,
+    /// RSA certificate-signature padding and digest.
     rsa_padding: &'static dyn rsig::RsaEncoding,
 }
 
+/// Key constructors and certificate signing.
 impl TestKey {
+    /// A fresh P-256 key signing with ecdsa-with-SHA256.
     fn p256() -> Self {
         Self::ec(
             &rsig::ECDSA_P256_SHA256_ASN1_SIGNING,
@@ -1246,6 +1303,7 @@ impl TestKey {
         )
     }
 
+    /// A fresh P-384 key signing with ecdsa-with-SHA384.
     fn p384_sha384() -> Self {
         Self::ec(
             &rsig::ECDSA_P384_SHA384_ASN1_SIGNING,
@@ -1254,6 +1312,7 @@ impl TestKey {
         )
     }
 
+    /// A fresh EC key.
     fn ec(
         alg: &'static rsig::EcdsaSigningAlgorithm,
         curve: &[u64],
@@ -1300,6 +1359,7 @@ impl TestKey {
         }
     }
 
+    /// Signs a TBS certificate.
     fn sign_cert(&self, tbs: &[u8]) -> Vec<u8> {
         let rng = SystemRandom::new();
         match &self.signer {
@@ -1312,6 +1372,7 @@ impl TestKey {
         }
     }
 
+    /// The signatureAlgorithm of certificates this key signs.
     fn alg_id(&self) -> Vec<u8> {
         if self.rsa {
             der::seq(&[der::oid(self.sig_alg), der::null()])
@@ -1323,17 +1384,25 @@ impl TestKey {
 
 /// What a certificate made here says.
 struct CertSpec<'a> {
+    /// Serial INTEGER content.
     serial: &'a [u8],
+    /// Subject CN.
     subject: &'a str,
+    /// Issuer CN.
     issuer: &'a str,
+    /// notBefore (UTCTime).
     not_before: &'a str,
+    /// notAfter (UTCTime).
     not_after: &'a str,
     /// `None`: no basicConstraints; `Some((ca, path_len))`.
     basic: Option<(bool, Option<u8>)>,
+    /// keyUsage first octet, if any.
     key_usage: Option<u8>,
 }
 
+/// A leaf-like default.
 impl Default for CertSpec<'_> {
+    /// Serial 1, `leaf` issued by `root`, valid 2026-11-01 to 2028-11-01.
     fn default() -> Self {
         Self {
             serial: &[0x01],
@@ -1347,6 +1416,7 @@ impl Default for CertSpec<'_> {
     }
 }
 
+/// Builds and signs a certificate.
 fn make_cert(spec: &CertSpec<'_>, subject_key: &TestKey, issuer_key: &TestKey) -> Vec<u8> {
     let mut exts = Vec::new();
     if let Some((ca, path_len)) = spec.basic {
@@ -1440,15 +1510,23 @@ fn check_made(v: &Vector, anchor: &[u8]) -> Result<crate::verify::Verified, ApiE
     verify(&v.req, v.now, &cfg)
 }
 
+/// Root, intermediate and leaf with their keys.
 struct Pki {
+    /// Root key.
     root_key: TestKey,
+    /// Root certificate.
     root: Vec<u8>,
+    /// Intermediate key.
     int_key: TestKey,
+    /// Intermediate certificate.
     int: Vec<u8>,
+    /// Leaf key.
     leaf_key: TestKey,
+    /// Leaf certificate.
     leaf: Vec<u8>,
 }
 
+/// A root (pathLen `root_len`), an intermediate and a leaf.
 fn pki(root_len: Option<u8>, int_spec: CertSpec<'_>, leaf_spec: CertSpec<'_>) -> Pki {
     let root_key = TestKey::p256();
     let root = make_cert(&ca_spec("root", "root", root_len), &root_key, &root_key);

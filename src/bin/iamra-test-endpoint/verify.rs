@@ -268,13 +268,21 @@ fn lower_token(name: &str) -> bool {
 
 /// Steps 1–6: authentication of the request (signature and certificate chain).
 struct Authenticated {
+    /// Signing algorithm.
     algorithm: Algorithm,
+    /// Leaf serial, decimal.
     serial_decimal: String,
+    /// Leaf serial, hex.
     serial_hex: String,
+    /// SignedHeaders as sent.
     signed_headers: String,
+    /// `CN=…` of the leaf.
     source_identity: String,
+    /// SHA-256 of the leaf DER.
     leaf_sha256: [u8; 32],
+    /// Rebuilt canonical request.
     canonical_request: String,
+    /// Rebuilt string to sign.
     string_to_sign: String,
 }
 
@@ -436,7 +444,9 @@ fn authenticate(
 
 /// The request parameters, gathered from the query string and the body.
 struct Params {
+    /// Decoded query pairs.
     query: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Members of the JSON body.
     body: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -533,8 +543,11 @@ fn integer(v: &serde_json::Value) -> Option<i64> {
     }
     // Without arbitrary precision, integers past u64 arrive as floats.
     let f = n.as_f64()?;
-    (f.is_finite() && f.abs() >= 9.223_372_036_854_775_808e18)
-        .then_some(if f > 0.0 { i64::MAX } else { i64::MIN })
+    (f.is_finite() && f.abs() >= 9.223_372_036_854_776e18).then_some(if f > 0.0 {
+        i64::MAX
+    } else {
+        i64::MIN
+    })
 }
 
 /// Verifies a `CreateSession` request at Unix-time `now` (see the module docs).
@@ -584,7 +597,7 @@ pub fn verify(
     if profile_value != config.profile_arn {
         return Err(ApiError::not_found("Profile not found"));
     }
-    if !config.role_arns.iter().any(|r| *r == role_value) {
+    if !config.role_arns.contains(&role_value) {
         return Err(denied("Profile does not allow the role"));
     }
 

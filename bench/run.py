@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Whole-process benchmarks of iamra next to a floor measured in the same run.
+
+Each command is run RUNS times, interleaved (a, b, a, b, ...) so that machine noise hits
+both alike. For every run: wall time (perf_counter around fork+wait), CPU time
+(user+sys of the child, from wait4) and peak RSS (ru_maxrss of the child). Medians are
+printed as a Markdown table.
+
+  1. iamra credential-process (RSA-2048 file key) against the local endpoint
+     vs curl making the same TLS POST to the same endpoint;
+  2. iamra sign-string vs openssl pkeyutl signing the same 82-byte message.
+"""
+import os, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+T = os.path.join(ROOT, "certs-testdata")
+BIN = os.path.join(ROOT, "target", "release")
+RUNS = int(os.environ.get("RUNS", "40"))
+
+
+def measure(argv, env=None):
+    t0 = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        try:
+            os.execvpe(argv[0], argv, env or os.environ)
+        finally:
+            os._exit(127)
+    _, status, ru = os.wait4(pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0 and argv[0] != "curl":
+        sys.exit(f"failed: {' '.join(argv)}")
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0
+
+
+def compare(label, cmds):
+    results = {name: [] for name, _ in cmds}
+    for name, argv in cmds:  # warm-up
+        measure(argv)
+    for _ in range(RUNS):
+        for name, argv in cmds:
+            results[name].append(measure(argv))
+    print(f"\n### {label} (median of {RUNS} runs)\n")
+    print("| command | wall ms | CPU ms | peak RSS MiB |")
+    print("|---|---:|---:|---:|")
+    med = {}
+    for name, _ in cmds:
+        w = statistics.median(r[0] for r in results[name]) * 1000
+        c = statistics.median(r[1] for r in results[name]) * 1000
+        m = statistics.median(r[2] for r in results[name])
+        med[name] = (w, c, m)
+        print(f"| {name} | {w:.2f} | {c:.2f} | {m:.1f} |")
+    names = [n for n, _ in cmds]
+    a, b = med[names[0]], med[names[1]]
+    print(f"\n{names[0]} / {names[1]}: wall {a[0] / b[0]:.2f}x, CPU {a[1] / b[1]:.2f}x")
+
+
+def main():
+    env = dict(line.strip().split("=", 1) for line in open(os.path.join(T, "arns.env")) if "=" in line)
+    work = tempfile.mkdtemp()
+    port_file = os.path.join(work, "port")
+    ep = subprocess.Popen([
+        os.path.join(BIN, "iamra-test-endpoint"), "--trust-anchor", f"{T}/ca/root.pem",
+        "--tls-cert", f"{T}/tls/server.pem", "--tls-key", f"{T}/tls/server.key",
+        "--listen", "127.0.0.1:0", "--port-file", port_file], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if os.path.exists(port_file) and open(port_file).read():
+                break
+            time.sleep(0.05)
+        url = f"https://127.0.0.1:{open(port_file).read()}"
+        iamra = [os.path.join(BIN, "iamra"), "credential-process",
+                 "--certificate", f"{T}/rsa2048/cert.pem", "--private-key", f"{T}/rsa2048/key.pkcs8.pem",
+                 "--intermediates", f"{T}/chain.pem",
+                 "--trust-anchor-arn", env["TRUST_ANCHOR_ARN"], "--profile-arn", env["PROFILE_ARN"],
+                 "--role-arn", env["ROLE_ARN"], "--endpoint", url, "--ca-bundle", f"{T}/tls/ca.pem"]
+        curl = ["curl", "-s", "-o", "/dev/null", "--cacert", f"{T}/tls/ca.pem", "-X", "POST",
+                "-H", "Content-Type: application/json", "--data", '{"durationSeconds":3600}',
+                f"{url}/sessions?profileArn=x&roleArn=y&trustAnchorArn=z"]
+        compare("credential-process vs curl (same TLS POST to the local endpoint)",
+                [("iamra credential-process", iamra), ("curl", curl)])
+    finally:
+        ep.terminate()
+        ep.wait()
+
+    msg = os.path.join(work, "message.bin")
+    # The message sign-string signs (the same bytes are handed to openssl).
+    subprocess.run([os.path.join(BIN, "iamra"), "sign-string", "--private-key", f"{T}/rsa2048/key.pkcs8.pem",
+                    "--format", "bin"], check=True, stdout=subprocess.DEVNULL)
+    import hashlib
+    pub = subprocess.run(["openssl", "rsa", "-in", f"{T}/rsa2048/key.pkcs8.pem", "-RSAPublicKey_out",
+                          "-outform", "DER"], check=True, capture_output=True).stdout
+    with open(msg, "wb") as f:
+        f.write(b"AWS Roles Anywhere Credential Helper Signing Test1" + hashlib.sha256(b"IAM RA" + pub).digest())
+    sign = [os.path.join(BIN, "iamra"), "sign-string", "--private-key", f"{T}/rsa2048/key.pkcs8.pem", "--format", "bin"]
+    ossl = ["openssl", "pkeyutl", "-sign", "-inkey", f"{T}/rsa2048/key.pkcs8.pem", "-rawin", "-digest", "sha256",
+            "-in", msg, "-out", os.path.join(work, "sig.bin")]
+    # Same bytes out: RSA PKCS#1 v1.5 is deterministic.
+    a = subprocess.run(sign, check=True, capture_output=True).stdout
+    subprocess.run(ossl, check=True)
+    assert a == open(os.path.join(work, "sig.bin"), "rb").read(), "iamra and openssl signatures differ"
+    compare("sign-string vs openssl pkeyutl (RSA-2048, same message, same signature)",
+            [("iamra sign-string", sign), ("openssl pkeyutl", ossl)])
+
+    size = os.path.getsize(os.path.join(BIN, "iamra"))
+    print(f"\nStripped release binary: {size / 1e6:.2f} MB ({size} bytes)")
+
+
+if __name__ == "__main__":
+    main()
