@@ -2,8 +2,9 @@
 """Whole-process benchmarks of iamra next to a floor measured in the same run.
 
 Each command is run RUNS times, interleaved (a, b, a, b, ...) so that machine noise hits
-both alike. For every run: wall time (perf_counter around fork+wait), CPU time
-(user+sys of the child, from wait4) and peak RSS (ru_maxrss of the child). Medians are
+both alike. For every run, measured by the C launcher bench/rusage.c: wall time
+(CLOCK_MONOTONIC around fork+wait), CPU time (user+sys of the child, from wait4) and peak
+RSS (ru_maxrss of the child). Medians are
 printed as a Markdown table.
 
   1. iamra credential-process (RSA-2048 file key) against the local endpoint
@@ -18,22 +19,16 @@ BIN = os.path.join(ROOT, "target", "release")
 RUNS = int(os.environ.get("RUNS", "40"))
 
 
-def measure(argv, env=None):
-    t0 = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        try:
-            os.execvpe(argv[0], argv, env or os.environ)
-        finally:
-            os._exit(127)
-    _, status, ru = os.wait4(pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0 and argv[0] != "curl":
-        sys.exit(f"failed: {' '.join(argv)}")
-    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0
+RUSAGE = os.environ.get("RUSAGE", os.path.join(ROOT, "target", "bench-rusage"))
+
+
+def measure(argv):
+    """One run through the C launcher (bench/rusage.c): wall s, CPU s, peak RSS MiB."""
+    out = subprocess.run([RUSAGE] + argv, check=True, capture_output=True, text=True).stdout.split()
+    wall, cpu, rss_kib, code = float(out[0]), float(out[1]), int(out[2]), int(out[3])
+    if code != 0 and argv[0] != "curl":
+        sys.exit(f"failed ({code}): {' '.join(argv)}")
+    return wall, cpu, rss_kib / 1024.0
 
 
 def compare(label, cmds):
@@ -82,6 +77,8 @@ def main():
                 f"{url}/sessions?profileArn=x&roleArn=y&trustAnchorArn=z"]
         compare("credential-process vs curl (same TLS POST to the local endpoint)",
                 [("iamra credential-process", iamra), ("curl", curl)])
+        compare("process start floor", [("iamra version", [os.path.join(BIN, "iamra"), "version"]),
+                                        ("curl --version", ["curl", "--version"])])
     finally:
         ep.terminate()
         ep.wait()

@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --locked --release --quiet --bins
+cc -O2 -o target/bench-rusage bench/rusage.c
 exec python3 bench/run.py "$@"

@@ -377,7 +377,7 @@ impl Client {
             identity.certificate.serial_decimal(),
             identity.key.as_ref(),
         )?;
-        tracing::debug!(attempt, canonical_request = %signed.canonical_request, "signed CreateSession request");
+        tracing::debug!(attempt, canonical_request = ?signed.canonical_request, "signed CreateSession request");
         let mut full_url = url.clone();
         full_url.set_query(Some(&query));
         let mut request = self.http.post(full_url).body(body);

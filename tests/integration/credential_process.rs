@@ -265,3 +265,44 @@ fn ca_bundle_from_aws_ca_bundle_and_insecure_mode_warns() {
             .contains("--no-verify-ssl: the endpoint's TLS certificate is NOT verified")
     );
 }
+
+#[test]
+fn secrets_never_reach_stderr_even_at_trace_level() {
+    let ep = Endpoint::start();
+    let key_pem = std::fs::read_to_string(td("rsa2048/key.pkcs8.pem")).unwrap();
+    let key_body: String = key_pem.lines().nth(1).unwrap().to_string();
+    for (key, env) in [
+        (
+            "rsa2048/key.enc-scrypt-aes256.pem",
+            vec![("IAMRA_PKCS8_PASSWORD", PASSWORD), ("IAMRA_LOG", "trace")],
+        ),
+        ("rsa2048/key.pkcs8.pem", vec![("IAMRA_LOG", "trace")]),
+    ] {
+        let mut args = vec![
+            "credential-process".to_string(),
+            "--debug".into(),
+            "--certificate".into(),
+            td("rsa2048/cert.pem").display().to_string(),
+            "--private-key".into(),
+            td(key).display().to_string(),
+            "--intermediates".into(),
+            td("chain.pem").display().to_string(),
+        ];
+        args.extend(ep.flags());
+        let out = iamra(&args, &env);
+        let creds = assert_credentials(&out);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("iamra: debug: signed CreateSession request"),
+            "trace logging is on"
+        );
+        for secret in [
+            creds["SecretAccessKey"].as_str().unwrap(),
+            creds["SessionToken"].as_str().unwrap(),
+            PASSWORD,
+            key_body.as_str(),
+        ] {
+            assert!(!stderr.contains(secret), "a secret reached stderr");
+        }
+    }
+}
