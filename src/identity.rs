@@ -49,12 +49,42 @@ pub enum IdentityError {
         "no certificate given: pass --certificate (and --private-key unless the certificate file holds the key)"
     )]
     NoCertificate,
+    /// A key or certificate reference of a kind this build cannot use.
+    #[error("{reference} is a {kind}; this version of iamra reads keys from files only")]
+    Unavailable {
+        /// The reference as given.
+        reference: String,
+        /// What it is ("PKCS#11 URI", "TPM handle").
+        kind: &'static str,
+    },
     /// `--intermediates` with a PKCS#12 bundle.
     #[error("--intermediates cannot be used with PKCS#12 bundle {}: the bundle's own certificates are sent", path.display())]
     IntermediatesWithPkcs12 {
         /// The bundle.
         path: PathBuf,
     },
+}
+
+/// What a `--certificate` or `--private-key` value refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyReference<'a> {
+    /// A file (certificate, key, bundle or TSS2 key file).
+    File(&'a Path),
+    /// An RFC 7512 `pkcs11:` URI.
+    Pkcs11(&'a str),
+    /// A persistent TPM key, `handle:0x81……`.
+    TpmHandle(&'a str),
+}
+
+impl<'a> KeyReference<'a> {
+    /// Classifies a flag value.
+    pub fn of(value: &'a Path) -> Self {
+        match value.to_str() {
+            Some(s) if s.starts_with("pkcs11:") => KeyReference::Pkcs11(s),
+            Some(s) if s.starts_with("handle:") => KeyReference::TpmHandle(s),
+            _ => KeyReference::File(value),
+        }
+    }
 }
 
 impl IdentitySource {
@@ -90,6 +120,26 @@ impl IdentitySource {
         cert_path: &Path,
         passwords: &dyn PasswordSource,
     ) -> Result<Identity, IdentityError> {
+        for reference in [Some(cert_path), self.private_key.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            match KeyReference::of(reference) {
+                KeyReference::File(_) => {}
+                KeyReference::Pkcs11(uri) => {
+                    return Err(IdentityError::Unavailable {
+                        reference: uri.to_string(),
+                        kind: "PKCS#11 URI",
+                    });
+                }
+                KeyReference::TpmHandle(handle) => {
+                    return Err(IdentityError::Unavailable {
+                        reference: handle.to_string(),
+                        kind: "TPM handle",
+                    });
+                }
+            }
+        }
         let cert_bytes = read_file("certificate file", cert_path).map_err(CertError::from)?;
         if key::is_pkcs12(&cert_bytes) && self.private_key.as_deref().is_none_or(|k| k == cert_path)
         {

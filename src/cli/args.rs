@@ -26,7 +26,7 @@ pub struct Cli {
 )]
 pub enum Command {
     /// Obtain temporary credentials and print them in the credential_process JSON format.
-    CredentialProcess(CredentialProcessArgs),
+    CredentialProcess(CredentialArgs),
     /// Sign a fixed test string with the configured private key (diagnostic).
     SignString(SignStringArgs),
     /// Print data about the certificate (diagnostic).
@@ -57,14 +57,14 @@ pub struct IdentityArgs {
     /// IAMRA_PKCS8_PASSWORD or --pkcs8-password-file.
     #[arg(long, value_name = "PASSWORD", hide_env_values = true)]
     pub pkcs8_password: Option<String>,
-    /// Read the PKCS#8 key password from FILE (one trailing newline is removed).
+    /// Read the PKCS#8 key password from FILE (`-` for stdin; one trailing newline is removed).
     #[arg(long, value_name = "FILE")]
     pub pkcs8_password_file: Option<PathBuf>,
     /// Password of a PKCS#12 bundle. Visible in `ps`: prefer IAMRA_PKCS12_PASSWORD or
     /// --pkcs12-password-file.
     #[arg(long, value_name = "PASSWORD")]
     pub pkcs12_password: Option<String>,
-    /// Read the PKCS#12 bundle password from FILE (one trailing newline is removed).
+    /// Read the PKCS#12 bundle password from FILE (`-` for stdin; one trailing newline is removed).
     #[arg(long, value_name = "FILE")]
     pub pkcs12_password_file: Option<PathBuf>,
     /// OS certificate store selector (Windows/macOS only; an error on Linux).
@@ -82,9 +82,16 @@ pub struct IdentityArgs {
     /// Re-use the user PIN for CKA_ALWAYS_AUTHENTICATE keys (PKCS#11).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL")]
     pub reuse_pin: bool,
-    /// TPM key password (TPM keys are not supported by this version).
+    /// Read the PKCS#11 user PIN from FILE (`-` for stdin); also IAMRA_PKCS11_PIN.
+    #[arg(long, value_name = "FILE")]
+    pub pkcs11_pin_file: Option<PathBuf>,
+    /// TPM key password. Visible in `ps`: prefer IAMRA_TPM_KEY_PASSWORD or
+    /// --tpm-key-password-file.
     #[arg(long, value_name = "PASSWORD")]
     pub tpm_key_password: Option<String>,
+    /// Read the TPM key password from FILE (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub tpm_key_password_file: Option<PathBuf>,
     /// The TPM key has no password.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL")]
     pub no_tpm_key_password: bool,
@@ -93,9 +100,10 @@ pub struct IdentityArgs {
     pub debug: bool,
 }
 
-/// Flags of `credential-process`.
+/// Flags of every command that calls CreateSession (`credential-process`, and the
+/// long-running modes).
 #[derive(Debug, Args, Clone)]
-pub struct CredentialProcessArgs {
+pub struct CredentialArgs {
     /// Identity flags.
     #[command(flatten)]
     pub identity: IdentityArgs,

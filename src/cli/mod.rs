@@ -5,7 +5,7 @@ pub mod args;
 mod passwords;
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use iamra::cert::CertError;
@@ -16,8 +16,8 @@ use iamra::output;
 use iamra::session::{self, SessionError};
 use secrecy::SecretString;
 
-use args::{Command, CredentialProcessArgs, IdentityArgs, ReadCertificateDataArgs, SignStringArgs};
-use passwords::{CliPasswords, PKCS8_ENV, PKCS12_ENV, Sources};
+use args::{Command, CredentialArgs, IdentityArgs, ReadCertificateDataArgs, SignStringArgs};
+use passwords::{CliPasswords, PKCS8_ENV, PKCS11_PIN_ENV, PKCS12_ENV, Sources, TPM_ENV};
 
 /// Everything that can end a command with an error.
 #[derive(Debug, thiserror::Error)]
@@ -126,12 +126,18 @@ fn password_sources(a: &IdentityArgs) -> CliPasswords {
             file: a.pkcs12_password_file.clone(),
             env: PKCS12_ENV,
         },
+        pkcs11_pin: Sources {
+            flag: None,
+            file: a.pkcs11_pin_file.clone(),
+            env: PKCS11_PIN_ENV,
+        },
+        tpm: Sources {
+            flag: secret_flag(&a.tpm_key_password, "--tpm-key-password", TPM_ENV),
+            file: a.tpm_key_password_file.clone(),
+            env: TPM_ENV,
+        },
         allow_prompt: true,
     }
-}
-
-fn is_uri(p: &Path, scheme: &str) -> bool {
-    p.to_str().is_some_and(|s| s.starts_with(scheme))
 }
 
 /// Refuses flags that cannot apply on this platform or in this version.
@@ -143,20 +149,6 @@ fn check_platform_flags(a: &IdentityArgs) -> Result<(), CliError> {
         return Err(CliError::Unsupported(
             "--cert-selector, --system-store-name and --use-latest-expiring-certificate need an OS certificate store (Windows, macOS); on Linux pass --certificate and --private-key".into(),
         ));
-    }
-    for p in [&a.certificate, &a.private_key].into_iter().flatten() {
-        if is_uri(p, "pkcs11:") {
-            return Err(CliError::Unsupported(format!(
-                "{} is a PKCS#11 URI; this version of iamra reads keys from files only",
-                p.display()
-            )));
-        }
-        if is_uri(p, "handle:") {
-            return Err(CliError::Unsupported(format!(
-                "{} is a TPM handle; this version of iamra reads keys from files only",
-                p.display()
-            )));
-        }
     }
     if a.pkcs11_lib.is_some() || a.reuse_pin {
         return Err(CliError::Unsupported(
@@ -191,14 +183,33 @@ fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
         .map_err(CliError::Output)
 }
 
-fn credential_process(a: CredentialProcessArgs) -> Result<(), CliError> {
+/// Everything a command that calls CreateSession needs, checked and loaded.
+#[allow(
+    dead_code,
+    reason = "source and passwords are for the long-running modes (re-reading rotated files)"
+)]
+pub(crate) struct Prepared {
+    /// The request parameters.
+    pub params: session::SessionParams,
+    /// Where the identity came from (for re-reading rotated files).
+    pub source: IdentitySource,
+    /// The password sources (for re-reading rotated files).
+    pub passwords: CliPasswords,
+    /// The loaded identity.
+    pub identity: iamra::identity::Identity,
+    /// The HTTPS client.
+    pub client: session::Client,
+}
+
+/// Checks every flag locally, loads the identity and builds the client: nothing is
+/// sent yet.
+pub(crate) fn prepare(a: &CredentialArgs) -> Result<Prepared, CliError> {
     check_platform_flags(&a.identity)?;
     if a.identity.tpm_key_password.is_some() && a.identity.no_tpm_key_password {
         return Err(CliError::Unsupported(
             "--tpm-key-password and --no-tpm-key-password exclude each other".into(),
         ));
     }
-    // Check everything local before any I/O to the network.
     let params = session::SessionParams::new(
         &a.trust_anchor_arn,
         &a.profile_arn,
@@ -208,9 +219,9 @@ fn credential_process(a: CredentialProcessArgs) -> Result<(), CliError> {
         a.session_duration,
         a.role_session_name.as_deref(),
     )?;
-    let clock = SystemClock;
-    let identity = identity_source(&a.identity, a.intermediates.clone())
-        .load(&password_sources(&a.identity), clock.now())?;
+    let source = identity_source(&a.identity, a.intermediates.clone());
+    let passwords = password_sources(&a.identity);
+    let identity = source.load(&passwords, SystemClock.now())?;
     if a.no_verify_ssl {
         tracing::warn!(
             "--no-verify-ssl: the endpoint's TLS certificate is NOT verified; anyone on the path can read the credentials"
@@ -238,11 +249,30 @@ fn credential_process(a: CredentialProcessArgs) -> Result<(), CliError> {
         max_attempts,
         ..session::ClientOptions::default()
     })?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    Ok(Prepared {
+        params,
+        source,
+        passwords,
+        identity,
+        client,
+    })
+}
+
+/// A single-threaded tokio runtime (one process, one request at a time).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(CliError::Runtime)?;
-    let creds = runtime.block_on(client.create_session(&params, &identity, &clock))?;
+        .map_err(CliError::Runtime)
+}
+
+fn credential_process(a: CredentialArgs) -> Result<(), CliError> {
+    let p = prepare(&a)?;
+    let creds = runtime()?.block_on(p.client.create_session(
+        &p.params,
+        &p.identity,
+        &SystemClock,
+    ))?;
     let json = output::process::render(&creds);
     write_stdout(json.as_bytes())
 }
@@ -303,11 +333,11 @@ fn read_certificate_data(a: ReadCertificateDataArgs) -> Result<(), CliError> {
     let Some(path) = a.certificate else {
         return Err(CliError::Identity(IdentityError::NoCertificate));
     };
-    if is_uri(&path, "pkcs11:") {
-        return Err(CliError::Unsupported(format!(
-            "{} is a PKCS#11 URI; this version of iamra reads certificates from files only",
-            path.display()
-        )));
+    if let iamra::identity::KeyReference::Pkcs11(uri) = iamra::identity::KeyReference::of(&path) {
+        return Err(CliError::Identity(IdentityError::Unavailable {
+            reference: uri.to_string(),
+            kind: "PKCS#11 URI",
+        }));
     }
     let cert = iamra::cert::load_certificate(&path)?;
     write_stdout(output::certificate_data::render(&cert).as_bytes())

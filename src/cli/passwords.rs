@@ -12,6 +12,10 @@ use iamra::key::{KeyError, PasswordSource, SecretKind};
 pub const PKCS8_ENV: &str = "IAMRA_PKCS8_PASSWORD";
 /// Environment variable holding the PKCS#12 bundle password.
 pub const PKCS12_ENV: &str = "IAMRA_PKCS12_PASSWORD";
+/// Environment variable holding the PKCS#11 user PIN.
+pub const PKCS11_PIN_ENV: &str = "IAMRA_PKCS11_PIN";
+/// Environment variable holding the TPM key password.
+pub const TPM_ENV: &str = "IAMRA_TPM_KEY_PASSWORD";
 
 /// One password's configured sources.
 #[derive(Default)]
@@ -34,8 +38,12 @@ impl Sources {
             return Ok(Some(v.clone()));
         }
         if let Some(path) = &self.file {
-            let data = iamra::input::read_file("password file", path)
-                .map_err(|e| iamra::error::chain(&e))?;
+            let data = if path.as_os_str() == "-" {
+                read_stdin_secret()?
+            } else {
+                iamra::input::read_file("password file", path)
+                    .map_err(|e| iamra::error::chain(&e))?
+            };
             let mut text = Zeroizing::new(
                 String::from_utf8(data.to_vec())
                     .map_err(|_| format!("password file {} is not UTF-8", path.display()))?,
@@ -58,6 +66,18 @@ impl Sources {
     }
 }
 
+/// Reads one secret from stdin (`--…-file -`), at most 64 KiB.
+fn read_stdin_secret() -> Result<Zeroizing<Vec<u8>>, String> {
+    use std::io::Read as _;
+    let mut data = Zeroizing::new(Vec::new());
+    std::io::stdin()
+        .lock()
+        .take(64 * 1024)
+        .read_to_end(&mut data)
+        .map_err(|e| format!("cannot read the secret from stdin: {e}"))?;
+    Ok(data)
+}
+
 /// The CLI's [`PasswordSource`].
 pub struct CliPasswords {
     /// PKCS#8 key password.
@@ -65,6 +85,10 @@ pub struct CliPasswords {
     /// PKCS#12 bundle password (falls back to the PKCS#8 sources, as the reference
     /// accepts `--pkcs8-password` for bundles).
     pub pkcs12: Sources,
+    /// PKCS#11 user PIN.
+    pub pkcs11_pin: Sources,
+    /// TPM key password.
+    pub tpm: Sources,
     /// Whether prompting on a terminal is allowed at all.
     pub allow_prompt: bool,
 }
@@ -83,8 +107,15 @@ fn prompt(kind: SecretKind, path: &Path) -> Result<Option<SecretString>, String>
     let what = match kind {
         SecretKind::Pkcs8Password => "private key",
         SecretKind::Pkcs12Password => "PKCS#12 bundle",
+        SecretKind::Pkcs11Pin => "the user PIN of",
+        SecretKind::TpmKeyPassword => "TPM key",
     };
-    let text = rpassword::prompt_password(format!("Password for {what} {}: ", path.display()))
+    let label = if kind == SecretKind::Pkcs11Pin {
+        "PIN"
+    } else {
+        "Password"
+    };
+    let text = rpassword::prompt_password(format!("{label} for {what} {}: ", path.display()))
         .map_err(|e| e.to_string())?;
     Ok(Some(SecretString::from(text)))
 }
@@ -101,6 +132,8 @@ impl PasswordSource for CliPasswords {
                 Some(p) => Some(p),
                 None => self.pkcs8.get().map_err(err)?,
             },
+            SecretKind::Pkcs11Pin => self.pkcs11_pin.get().map_err(err)?,
+            SecretKind::TpmKeyPassword => self.tpm.get().map_err(err)?,
         };
         match found {
             Some(p) => Ok(Some(p)),
@@ -113,6 +146,8 @@ impl PasswordSource for CliPasswords {
         match kind {
             SecretKind::Pkcs8Password => self.pkcs8.configured(),
             SecretKind::Pkcs12Password => self.pkcs12.configured() || self.pkcs8.configured(),
+            SecretKind::Pkcs11Pin => self.pkcs11_pin.configured(),
+            SecretKind::TpmKeyPassword => self.tpm.configured(),
         }
     }
 }

@@ -189,6 +189,10 @@ pub enum SecretKind {
     Pkcs8Password,
     /// The password of a PKCS#12 bundle.
     Pkcs12Password,
+    /// The user PIN of a PKCS#11 token.
+    Pkcs11Pin,
+    /// The authorisation value of a TPM key.
+    TpmKeyPassword,
 }
 
 /// Supplies passwords for encrypted keys and bundles.
