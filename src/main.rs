@@ -4,19 +4,28 @@ mod cli;
 
 use clap::Parser as _;
 
-fn init_logging(debug: bool) {
+fn init_logging(log: &cli::args::LogArgs) -> Result<(), String> {
     use tracing_subscriber::EnvFilter;
-    let default = if debug { "iamra=debug,warn" } else { "warn" };
-    let filter = std::env::var("IAMRA_LOG")
-        .ok()
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let filter = match &log.log_level {
+        Some(f) => EnvFilter::try_new(f)
+            .map_err(|e| format!("--log-level {f:?} is not a level or filter: {e}"))?,
+        None => match std::env::var("RUST_LOG").or_else(|_| std::env::var("IAMRA_LOG")) {
+            Ok(f) if !f.is_empty() => {
+                EnvFilter::try_new(&f).unwrap_or_else(|_| EnvFilter::new("warn"))
+            }
+            _ if log.debug => EnvFilter::new("iamra=debug,warn"),
+            _ => EnvFilter::new("warn"),
+        },
+    };
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .event_format(ShortFormat)
-        .try_init();
+        .with_ansi(false);
+    let _ = match log.log_format {
+        cli::args::LogFormat::Text => builder.event_format(ShortFormat).try_init(),
+        cli::args::LogFormat::Json => builder.json().with_current_span(false).try_init(),
+    };
+    Ok(())
 }
 
 /// `iamra: warning: message key=value`: one short line per event, no timestamps,
@@ -79,13 +88,10 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let debug = match &parsed.command {
-        cli::args::Command::CredentialProcess(a) => a.identity.debug,
-        cli::args::Command::SignString(a) => a.identity.debug,
-        cli::args::Command::ReadCertificateData(a) => a.debug,
-        cli::args::Command::Version => false,
-    };
-    init_logging(debug);
+    if let Err(e) = init_logging(&parsed.log) {
+        eprintln!("iamra: error: {e}");
+        std::process::exit(2);
+    }
     if let Err(e) = cli::run(parsed.command) {
         eprintln!("iamra: error: {}", iamra::error::chain(&e));
         if let Some(hint) = e.hint() {

@@ -16,6 +16,39 @@ pub struct Cli {
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+    /// Logging flags, accepted by every command.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Logging: stderr only, secrets never logged at any level.
+#[derive(Debug, Args, Clone)]
+pub struct LogArgs {
+    /// Debug logs on stderr (same as --log-level iamra=debug,warn).
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL", env = "IAMRA_DEBUG")]
+    pub debug: bool,
+    /// Log level (error, warn, info, debug, trace) or a RUST_LOG-style filter such as
+    /// `iamra=debug,hyper=info`. Default: RUST_LOG, else warn.
+    #[arg(long, global = true, value_name = "FILTER", env = "IAMRA_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "IAMRA_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `iamra: warning: message key=value`, one line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// The subcommands.
@@ -26,7 +59,7 @@ pub struct Cli {
 )]
 pub enum Command {
     /// Obtain temporary credentials and print them in the credential_process JSON format.
-    CredentialProcess(CredentialArgs),
+    CredentialProcess(CredentialProcessArgs),
     /// Sign a fixed test string with the configured private key (diagnostic).
     SignString(SignStringArgs),
     /// Print data about the certificate (diagnostic).
@@ -47,57 +80,56 @@ fn go_bool(s: &str) -> Result<bool, String> {
 /// Where the identity comes from, shared by every command that signs.
 #[derive(Debug, Args, Clone, Default)]
 pub struct IdentityArgs {
-    /// Certificate: PEM or DER file, a PEM file holding key and certificate, or a PKCS#12 bundle.
-    #[arg(long, value_name = "FILE")]
+    /// Certificate: PEM or DER file, a PEM file holding key and certificate, or a PKCS#12 bundle;
+    /// `-` reads stdin, `env:NAME` the variable NAME.
+    #[arg(long, value_name = "FILE", env = "IAMRA_CERTIFICATE")]
     pub certificate: Option<PathBuf>,
-    /// Private key: PKCS#1, SEC 1, PKCS#8 or encrypted PKCS#8, PEM or DER. Defaults to --certificate.
-    #[arg(long, value_name = "FILE")]
+    /// Private key: PKCS#1, SEC 1, PKCS#8 or encrypted PKCS#8, PEM or DER (a file, `-` for stdin,
+    /// or `env:NAME`). Defaults to --certificate.
+    #[arg(long, value_name = "FILE", env = "IAMRA_PRIVATE_KEY")]
     pub private_key: Option<PathBuf>,
     /// Password of an encrypted PKCS#8 key (or a PKCS#12 bundle). Visible in `ps`: prefer
     /// IAMRA_PKCS8_PASSWORD or --pkcs8-password-file.
     #[arg(long, value_name = "PASSWORD", hide_env_values = true)]
     pub pkcs8_password: Option<String>,
     /// Read the PKCS#8 key password from FILE (`-` for stdin; one trailing newline is removed).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "IAMRA_PKCS8_PASSWORD_FILE")]
     pub pkcs8_password_file: Option<PathBuf>,
     /// Password of a PKCS#12 bundle. Visible in `ps`: prefer IAMRA_PKCS12_PASSWORD or
     /// --pkcs12-password-file.
     #[arg(long, value_name = "PASSWORD")]
     pub pkcs12_password: Option<String>,
     /// Read the PKCS#12 bundle password from FILE (`-` for stdin; one trailing newline is removed).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "IAMRA_PKCS12_PASSWORD_FILE")]
     pub pkcs12_password_file: Option<PathBuf>,
     /// OS certificate store selector (Windows/macOS only; an error on Linux).
-    #[arg(long, value_name = "SELECTOR")]
+    #[arg(long, value_name = "SELECTOR", env = "IAMRA_CERT_SELECTOR")]
     pub cert_selector: Option<String>,
     /// Windows certificate store name (an error on Linux).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", env = "IAMRA_SYSTEM_STORE_NAME")]
     pub system_store_name: Option<String>,
     /// Pick the latest-expiring OS-store certificate (an error on Linux).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL", env = "IAMRA_USE_LATEST_EXPIRING_CERTIFICATE")]
     pub use_latest_expiring_certificate: bool,
     /// PKCS#11 module (PKCS#11 tokens are not supported by this version).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "IAMRA_PKCS11_LIB")]
     pub pkcs11_lib: Option<PathBuf>,
     /// Re-use the user PIN for CKA_ALWAYS_AUTHENTICATE keys (PKCS#11).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL", env = "IAMRA_REUSE_PIN")]
     pub reuse_pin: bool,
     /// Read the PKCS#11 user PIN from FILE (`-` for stdin); also IAMRA_PKCS11_PIN.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "IAMRA_PKCS11_PIN_FILE")]
     pub pkcs11_pin_file: Option<PathBuf>,
     /// TPM key password. Visible in `ps`: prefer IAMRA_TPM_KEY_PASSWORD or
     /// --tpm-key-password-file.
     #[arg(long, value_name = "PASSWORD")]
     pub tpm_key_password: Option<String>,
     /// Read the TPM key password from FILE (`-` for stdin).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "IAMRA_TPM_KEY_PASSWORD_FILE")]
     pub tpm_key_password_file: Option<PathBuf>,
     /// The TPM key has no password.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL", env = "IAMRA_NO_TPM_KEY_PASSWORD")]
     pub no_tpm_key_password: bool,
-    /// Print debug logs on stderr (secrets are never logged).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL")]
-    pub debug: bool,
 }
 
 /// Flags of every command that calls CreateSession (`credential-process`, and the
@@ -108,16 +140,26 @@ pub struct CredentialArgs {
     #[command(flatten)]
     pub identity: IdentityArgs,
     /// PEM bundle of intermediate CA certificates, sent as X-Amz-X509-Chain.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "IAMRA_INTERMEDIATES")]
     pub intermediates: Option<PathBuf>,
     /// ARN of the role to assume.
-    #[arg(long, value_name = "ARN", default_value = "")]
+    #[arg(long, value_name = "ARN", default_value = "", env = "IAMRA_ROLE_ARN")]
     pub role_arn: String,
     /// ARN of the Roles Anywhere profile.
-    #[arg(long, value_name = "ARN", default_value = "")]
+    #[arg(
+        long,
+        value_name = "ARN",
+        default_value = "",
+        env = "IAMRA_PROFILE_ARN"
+    )]
     pub profile_arn: String,
     /// ARN of the trust anchor; its region is the default region.
-    #[arg(long, value_name = "ARN", default_value = "")]
+    #[arg(
+        long,
+        value_name = "ARN",
+        default_value = "",
+        env = "IAMRA_TRUST_ANCHOR_ARN"
+    )]
     pub trust_anchor_arn: String,
     /// Session duration in seconds (900 to 43200).
     #[arg(
@@ -128,32 +170,72 @@ pub struct CredentialArgs {
     )]
     pub session_duration: i64,
     /// Role session name (the profile must allow it).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", env = "IAMRA_ROLE_SESSION_NAME")]
     pub role_session_name: Option<String>,
     /// Signing region (default: the trust anchor's region).
-    #[arg(long, value_name = "REGION")]
+    #[arg(long, value_name = "REGION", env = "IAMRA_REGION")]
     pub region: Option<String>,
     /// Endpoint URL instead of https://rolesanywhere.REGION.amazonaws.com (a path prefix is kept).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "IAMRA_ENDPOINT")]
     pub endpoint: Option<String>,
     /// Trust only the CA certificates in FILE (PEM) for the endpoint (also AWS_CA_BUNDLE).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "IAMRA_CA_BUNDLE")]
     pub ca_bundle: Option<PathBuf>,
     /// Do not verify the endpoint's TLS certificate (dangerous).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL", env = "IAMRA_NO_VERIFY_SSL")]
     pub no_verify_ssl: bool,
     /// Accepted for compatibility: HTTPS_PROXY and NO_PROXY are always honoured.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL", env = "IAMRA_WITH_PROXY")]
     pub with_proxy: bool,
     /// Connect timeout in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 5,
+        env = "IAMRA_CONNECT_TIMEOUT"
+    )]
     pub connect_timeout: u64,
     /// Timeout of each attempt in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 20,
+        env = "IAMRA_TIMEOUT"
+    )]
     pub timeout: u64,
     /// Attempts in all, retries included (also AWS_MAX_ATTEMPTS).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "IAMRA_MAX_ATTEMPTS")]
     pub max_attempts: Option<u32>,
+}
+
+/// Flags of `credential-process`: the credential flags plus the cache.
+#[derive(Debug, Args, Clone)]
+pub struct CredentialProcessArgs {
+    /// Credential flags.
+    #[command(flatten)]
+    pub credential: CredentialArgs,
+    /// Do not use the credential cache (every call makes a CreateSession).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL", env = "IAMRA_NO_CACHE")]
+    pub no_cache: bool,
+    /// Re-use cached credentials until this long before they expire (e.g. 300, 90s, 5m, 1h).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, env = "IAMRA_REFRESH_BEFORE")]
+    pub refresh_before: std::time::Duration,
+}
+
+/// Parses `300`, `300s`, `5m` or `1h` into a duration.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 's')) => (&s[..i], 1),
+        Some((i, 'm')) => (&s[..i], 60),
+        Some((i, 'h')) => (&s[..i], 3600),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|n| *n <= 7 * 24 * 3600)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} is not a duration (use seconds, or a number with s, m or h)"))
 }
 
 /// `sign-string --format`.
@@ -186,10 +268,16 @@ pub struct SignStringArgs {
     #[command(flatten)]
     pub identity: IdentityArgs,
     /// Output format.
-    #[arg(long, value_enum, default_value = "json")]
+    #[arg(long, value_enum, default_value = "json", env = "IAMRA_FORMAT")]
     pub format: FormatArg,
     /// Digest used for the signature.
-    #[arg(long, value_enum, default_value = "SHA256", ignore_case = true)]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "SHA256",
+        ignore_case = true,
+        env = "IAMRA_DIGEST"
+    )]
     pub digest: DigestArg,
 }
 
@@ -197,18 +285,15 @@ pub struct SignStringArgs {
 #[derive(Debug, Args, Clone)]
 pub struct ReadCertificateDataArgs {
     /// Certificate file (PEM or DER).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "IAMRA_CERTIFICATE")]
     pub certificate: Option<PathBuf>,
     /// OS certificate store selector (an error on Linux).
-    #[arg(long, value_name = "SELECTOR")]
+    #[arg(long, value_name = "SELECTOR", env = "IAMRA_CERT_SELECTOR")]
     pub cert_selector: Option<String>,
     /// Windows certificate store name (an error on Linux).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", env = "IAMRA_SYSTEM_STORE_NAME")]
     pub system_store_name: Option<String>,
     /// PKCS#11 module (PKCS#11 tokens are not supported by this version).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "IAMRA_PKCS11_LIB")]
     pub pkcs11_lib: Option<PathBuf>,
-    /// Print debug logs on stderr.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL")]
-    pub debug: bool,
 }

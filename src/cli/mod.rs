@@ -16,7 +16,10 @@ use iamra::output;
 use iamra::session::{self, SessionError};
 use secrecy::SecretString;
 
-use args::{Command, CredentialArgs, IdentityArgs, ReadCertificateDataArgs, SignStringArgs};
+use args::{
+    Command, CredentialArgs, CredentialProcessArgs, IdentityArgs, ReadCertificateDataArgs,
+    SignStringArgs,
+};
 use passwords::{CliPasswords, PKCS8_ENV, PKCS11_PIN_ENV, PKCS12_ENV, Sources, TPM_ENV};
 
 /// Everything that can end a command with an error.
@@ -204,21 +207,7 @@ pub(crate) struct Prepared {
 /// Checks every flag locally, loads the identity and builds the client: nothing is
 /// sent yet.
 pub(crate) fn prepare(a: &CredentialArgs) -> Result<Prepared, CliError> {
-    check_platform_flags(&a.identity)?;
-    if a.identity.tpm_key_password.is_some() && a.identity.no_tpm_key_password {
-        return Err(CliError::Unsupported(
-            "--tpm-key-password and --no-tpm-key-password exclude each other".into(),
-        ));
-    }
-    let params = session::SessionParams::new(
-        &a.trust_anchor_arn,
-        &a.profile_arn,
-        &a.role_arn,
-        a.region.as_deref(),
-        a.endpoint.as_deref(),
-        a.session_duration,
-        a.role_session_name.as_deref(),
-    )?;
+    let params = session_params(a)?;
     let source = identity_source(&a.identity, a.intermediates.clone());
     let passwords = password_sources(&a.identity);
     let identity = source.load(&passwords, SystemClock.now())?;
@@ -258,6 +247,26 @@ pub(crate) fn prepare(a: &CredentialArgs) -> Result<Prepared, CliError> {
     })
 }
 
+/// The local checks of every flag that needs no file: platform flags, ARNs, region,
+/// endpoint, duration, session name.
+pub(crate) fn session_params(a: &CredentialArgs) -> Result<session::SessionParams, CliError> {
+    check_platform_flags(&a.identity)?;
+    if a.identity.tpm_key_password.is_some() && a.identity.no_tpm_key_password {
+        return Err(CliError::Unsupported(
+            "--tpm-key-password and --no-tpm-key-password exclude each other".into(),
+        ));
+    }
+    Ok(session::SessionParams::new(
+        &a.trust_anchor_arn,
+        &a.profile_arn,
+        &a.role_arn,
+        a.region.as_deref(),
+        a.endpoint.as_deref(),
+        a.session_duration,
+        a.role_session_name.as_deref(),
+    )?)
+}
+
 /// A single-threaded tokio runtime (one process, one request at a time).
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_current_thread()
@@ -266,15 +275,67 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(CliError::Runtime)
 }
 
-fn credential_process(a: CredentialArgs) -> Result<(), CliError> {
-    let p = prepare(&a)?;
-    let creds = runtime()?.block_on(p.client.create_session(
-        &p.params,
-        &p.identity,
-        &SystemClock,
-    ))?;
-    let json = output::process::render(&creds);
-    write_stdout(json.as_bytes())
+fn credential_process(a: CredentialProcessArgs) -> Result<(), CliError> {
+    let fetch = |a: &CredentialArgs| -> Result<iamra::credentials::TemporaryCredentials, CliError> {
+        let p = prepare(a)?;
+        Ok(runtime()?.block_on(
+            p.client
+                .create_session(&p.params, &p.identity, &SystemClock),
+        )?)
+    };
+    let print = |creds: &iamra::credentials::TemporaryCredentials| {
+        write_stdout(output::process::render(creds).as_bytes())
+    };
+    if a.no_cache {
+        return print(&fetch(&a.credential)?);
+    }
+    let params = session_params(&a.credential)?;
+    let cache = match iamra::cache::default_dir()
+        .ok_or(iamra::cache::CacheError::NoFolder)
+        .and_then(|dir| iamra::cache::Cache::open(&dir))
+    {
+        Ok(cache) => cache,
+        Err(e) => {
+            tracing::warn!("credential cache disabled: {}", iamra::error::chain(&e));
+            return print(&fetch(&a.credential)?);
+        }
+    };
+    let c = &a.credential;
+    let key = iamra::cache::KeyBuilder::default()
+        .part("trust-anchor", a.credential.trust_anchor_arn.as_bytes())
+        .part("profile", c.profile_arn.as_bytes())
+        .part("role", c.role_arn.as_bytes())
+        .part("region", params.region().as_bytes())
+        .part("url", params.url().as_str().as_bytes())
+        .part("body", params.body().as_bytes())
+        .input("certificate", c.identity.certificate.as_deref())
+        .input("private-key", c.identity.private_key.as_deref())
+        .input("intermediates", c.intermediates.as_deref())
+        .finish();
+    let entry = cache.entry(&key);
+    if let Some(creds) = entry.read_fresh(SystemClock.now(), a.refresh_before) {
+        tracing::debug!(path = %entry.path().display(), "using cached credentials");
+        return print(&creds);
+    }
+    // Miss: one process per key talks to the service; the others wait for it.
+    let _lock = match entry.lock() {
+        Ok(lock) => Some(lock),
+        Err(e) => {
+            tracing::warn!(
+                "credential cache lock unavailable: {}",
+                iamra::error::chain(&e)
+            );
+            None
+        }
+    };
+    if let Some(creds) = entry.read_fresh(SystemClock.now(), a.refresh_before) {
+        return print(&creds);
+    }
+    let creds = fetch(&a.credential)?;
+    if let Err(e) = entry.store(&creds) {
+        tracing::warn!("credentials not cached: {}", iamra::error::chain(&e));
+    }
+    print(&creds)
 }
 
 fn sign_string(a: SignStringArgs) -> Result<(), CliError> {

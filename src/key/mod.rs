@@ -6,6 +6,7 @@
 //! certificate when they are loaded ([`check_matches`]), never at first use.
 
 mod file;
+pub mod pkcs11;
 pub mod pkcs12;
 
 use std::path::{Path, PathBuf};

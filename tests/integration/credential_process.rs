@@ -306,3 +306,84 @@ fn secrets_never_reach_stderr_even_at_trace_level() {
         }
     }
 }
+
+#[test]
+fn certificate_and_key_from_environment_variables_or_stdin() {
+    use std::io::Write as _;
+    let ep = Endpoint::start();
+    let cert = std::fs::read_to_string(td("ec-p256/cert.pem")).unwrap();
+    let key = std::fs::read_to_string(td("ec-p256/key.sec1.pem")).unwrap();
+    let mut args = vec![
+        "credential-process".to_string(),
+        "--certificate".into(),
+        "env:RA_CERT".into(),
+        "--private-key".into(),
+        "env:RA_KEY".into(),
+        "--intermediates".into(),
+        td("chain.pem").display().to_string(),
+    ];
+    args.extend(ep.flags());
+    assert_credentials(&iamra(&args, &[("RA_CERT", &cert), ("RA_KEY", &key)]));
+
+    // Unset variable: named in the error.
+    let out = iamra(&args, &[("RA_CERT", &cert)]);
+    assert_fails_with(
+        &out,
+        "iamra: error: private key file env:RA_KEY: environment variable RA_KEY is not set\n",
+    );
+
+    // A combined PEM on stdin for both.
+    let mut args = vec![
+        "credential-process".to_string(),
+        "--certificate".into(),
+        "-".into(),
+        "--private-key".into(),
+        "-".into(),
+    ];
+    args.extend([
+        "--intermediates".into(),
+        td("chain.pem").display().to_string(),
+    ]);
+    args.extend(ep.flags());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_iamra"))
+        .args(&args)
+        .env("IAMRA_NO_CACHE", "true")
+        .env_remove("HTTPS_PROXY")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            std::fs::read(td("rsa2048/combined.pem"))
+                .unwrap()
+                .as_slice(),
+        )
+        .unwrap();
+    assert_credentials(&child.wait_with_output().unwrap());
+}
+
+#[test]
+fn every_flag_can_come_from_an_iamra_environment_variable() {
+    let ep = Endpoint::start();
+    let ca = td("tls/ca.pem").display().to_string();
+    let cert = td("rsa2048/combined.pem").display().to_string();
+    let chain = td("chain.pem").display().to_string();
+    let url = ep.url();
+    let env = [
+        ("IAMRA_CERTIFICATE", cert.as_str()),
+        ("IAMRA_INTERMEDIATES", chain.as_str()),
+        ("IAMRA_TRUST_ANCHOR_ARN", TRUST_ANCHOR_ARN),
+        ("IAMRA_PROFILE_ARN", PROFILE_ARN),
+        ("IAMRA_ROLE_ARN", ROLE_ARN),
+        ("IAMRA_ENDPOINT", url.as_str()),
+        ("IAMRA_CA_BUNDLE", ca.as_str()),
+        ("IAMRA_SESSION_DURATION", "900"),
+    ];
+    let out = iamra(&["credential-process"], &env);
+    assert_credentials(&out);
+}

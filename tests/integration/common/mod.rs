@@ -129,6 +129,9 @@ pub fn iamra<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Out
     ] {
         cmd.env_remove(var);
     }
+    // The credential cache is tested on its own (cache.rs); elsewhere every call
+    // must reach the endpoint.
+    cmd.env("IAMRA_NO_CACHE", "true");
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -1,0 +1,362 @@
+//! The credential cache of `credential-process`.
+//!
+//! The AWS CLI runs `credential_process` for every command, so without a cache every
+//! `aws` call would make a new `CreateSession` (slow, and parallel jobs hit the
+//! service's rate limit). Entries live in `$XDG_RUNTIME_DIR/iamra` (else
+//! `$XDG_CACHE_HOME/iamra`, else `~/.cache/iamra`; `IAMRA_CACHE_DIR` overrides), a
+//! folder of mode 0700 holding one 0600 JSON file per key. The key is a SHA-256 over
+//! everything that determines the credentials: the ARNs, region, endpoint, duration,
+//! session name, and the identity of the certificate, key and chain inputs (content
+//! hash plus device, inode, size and times of each file, so a rotated or edited file
+//! is a new key). Entries hold only the temporary credentials: never a private key,
+//! PIN or password.
+//!
+//! Concurrency: a reader first looks without a lock; on a miss it takes an exclusive
+//! advisory lock on the entry's `.lock` file, looks again (another process may have
+//! just refreshed), and only then calls the service, so many processes started at
+//! once make one `CreateSession`. A file that is not ours, is readable by others, is
+//! a symlink, is too large or does not parse is ignored and replaced, never trusted.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::{
+    DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
+};
+use std::path::{Path, PathBuf};
+
+use ::time::OffsetDateTime;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use zeroize::Zeroizing;
+
+use crate::credentials::TemporaryCredentials;
+
+/// Largest cache file read.
+const MAX_ENTRY: u64 = 64 * 1024;
+
+/// The cache could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// No folder could be determined (no HOME, no XDG variables).
+    #[error("no cache folder: set XDG_RUNTIME_DIR, XDG_CACHE_HOME or HOME, or pass --no-cache")]
+    NoFolder,
+    /// The folder is unsafe or unusable.
+    #[error("cache folder {} {reason}", path.display())]
+    Folder {
+        /// The folder.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Writing an entry failed.
+    #[error("cannot write cache entry {}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The default cache folder.
+pub fn default_dir() -> Option<PathBuf> {
+    let var = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(dir) = var("IAMRA_CACHE_DIR") {
+        return Some(dir);
+    }
+    if let Some(dir) = var("XDG_RUNTIME_DIR") {
+        return Some(dir.join("iamra"));
+    }
+    if let Some(dir) = var("XDG_CACHE_HOME") {
+        return Some(dir.join("iamra"));
+    }
+    var("HOME").map(|h| h.join(".cache").join("iamra"))
+}
+
+/// The effective user id, read without FFI: `/proc/self` belongs to it.
+fn euid() -> Option<u32> {
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+/// An opened, checked cache folder.
+#[derive(Debug)]
+pub struct Cache {
+    dir: PathBuf,
+    uid: u32,
+}
+
+impl Cache {
+    /// Opens (creating with mode 0700) the folder and checks that it is ours and
+    /// not open to others.
+    pub fn open(dir: &Path) -> Result<Self, CacheError> {
+        let folder = |reason: String| CacheError::Folder {
+            path: dir.to_path_buf(),
+            reason,
+        };
+        match std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(dir)
+        {
+            Ok(()) => {}
+            Err(e) => return Err(folder(format!("cannot be created ({e})"))),
+        }
+        let meta =
+            std::fs::symlink_metadata(dir).map_err(|e| folder(format!("cannot be read ({e})")))?;
+        if !meta.is_dir() {
+            return Err(folder("is not a folder".into()));
+        }
+        let uid = euid().unwrap_or(meta.uid());
+        if meta.uid() != uid {
+            return Err(folder("belongs to another user".into()));
+        }
+        if meta.mode() & 0o077 != 0 {
+            // Ours but open to others: tighten it rather than trust it.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| folder(format!("is open to other users and cannot be fixed ({e})")))?;
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            uid,
+        })
+    }
+
+    /// The entry for `key`.
+    pub fn entry(&self, key: &CacheKey) -> Entry<'_> {
+        Entry {
+            cache: self,
+            path: self.dir.join(format!("{}.json", key.0)),
+            lock_path: self.dir.join(format!("{}.lock", key.0)),
+        }
+    }
+}
+
+/// A cache key: hex SHA-256 of everything that determines the credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheKey(String);
+
+/// Builds a [`CacheKey`] from labelled parts.
+pub struct KeyBuilder(ring::digest::Context);
+
+impl std::fmt::Debug for KeyBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyBuilder")
+    }
+}
+
+impl Default for KeyBuilder {
+    fn default() -> Self {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(b"iamra-cache-v1");
+        Self(ctx)
+    }
+}
+
+impl KeyBuilder {
+    /// Adds a labelled value.
+    pub fn part(mut self, label: &str, value: &[u8]) -> Self {
+        for chunk in [label.as_bytes(), value] {
+            self.0.update(&(chunk.len() as u64).to_be_bytes());
+            self.0.update(chunk);
+        }
+        self
+    }
+
+    /// Adds an input (file, `-`, `env:NAME`, or a URI): its content hash and, for a
+    /// file, its device, inode, size and times, so any change makes a new key.
+    pub fn input(self, label: &str, value: Option<&Path>) -> Self {
+        let Some(path) = value else {
+            return self.part(label, b"");
+        };
+        let mut id = path.as_os_str().as_encoded_bytes().to_vec();
+        if let crate::input::Source::File(p) = crate::input::Source::of(path)
+            && let Ok(m) = std::fs::metadata(p)
+        {
+            for n in [
+                m.dev(),
+                m.ino(),
+                m.size(),
+                m.mtime() as u64,
+                m.mtime_nsec() as u64,
+                m.ctime() as u64,
+                m.ctime_nsec() as u64,
+            ] {
+                id.extend_from_slice(&n.to_be_bytes());
+            }
+        }
+        if let Ok(data) = crate::input::read_file("input", path) {
+            id.extend_from_slice(ring::digest::digest(&ring::digest::SHA256, &data).as_ref());
+        }
+        self.part(label, &id)
+    }
+
+    /// The key.
+    pub fn finish(self) -> CacheKey {
+        CacheKey(hex::encode(self.0.finish()))
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct StoredRef<'a> {
+    version: u32,
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+    session_token: &'a str,
+    expiration: &'a str,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct Stored {
+    version: u32,
+    access_key_id: String,
+    secret_access_key: SecretString,
+    session_token: SecretString,
+    expiration: String,
+}
+
+/// One cache entry.
+#[derive(Debug)]
+pub struct Entry<'a> {
+    cache: &'a Cache,
+    path: PathBuf,
+    lock_path: PathBuf,
+}
+
+/// Holds the entry's exclusive lock until dropped.
+#[derive(Debug)]
+pub struct Lock(#[allow(dead_code, reason = "held for its Drop")] File);
+
+impl Entry<'_> {
+    /// The entry's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Returns the stored credentials if they are ours, intact, and valid for more
+    /// than `refresh_before` after `now`.
+    pub fn read_fresh(
+        &self,
+        now: OffsetDateTime,
+        refresh_before: std::time::Duration,
+    ) -> Option<TemporaryCredentials> {
+        let meta = std::fs::symlink_metadata(&self.path).ok()?;
+        if !meta.is_file()
+            || meta.uid() != self.cache.uid
+            || meta.mode() & 0o077 != 0
+            || meta.len() > MAX_ENTRY
+        {
+            tracing::debug!(path = %self.path.display(), "ignoring a cache entry that is not a private regular file of ours");
+            return None;
+        }
+        let mut data = Zeroizing::new(Vec::new());
+        File::open(&self.path)
+            .ok()?
+            .take(MAX_ENTRY)
+            .read_to_end(&mut data)
+            .ok()?;
+        let stored: Stored = match serde_json::from_slice(&data) {
+            Ok(s) => s,
+            Err(_) => {
+                tracing::debug!(path = %self.path.display(), "ignoring a corrupt cache entry");
+                return None;
+            }
+        };
+        if stored.version != 1 {
+            return None;
+        }
+        let expires_at = OffsetDateTime::parse(
+            &stored.expiration,
+            &::time::format_description::well_known::Rfc3339,
+        )
+        .ok()?;
+        if expires_at - now <= refresh_before {
+            return None;
+        }
+        Some(TemporaryCredentials::new(
+            stored.access_key_id,
+            stored.secret_access_key,
+            stored.session_token,
+            stored.expiration,
+            expires_at,
+        ))
+    }
+
+    /// Takes the entry's exclusive lock (blocking while another process holds it).
+    pub fn lock(&self) -> Result<Lock, CacheError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(nofollow())
+            .open(&self.lock_path)
+            .map_err(|source| CacheError::Write {
+                path: self.lock_path.clone(),
+                source,
+            })?;
+        file.lock().map_err(|source| CacheError::Write {
+            path: self.lock_path.clone(),
+            source,
+        })?;
+        Ok(Lock(file))
+    }
+
+    /// Stores `creds` atomically (temporary file, fsync, rename), mode 0600.
+    pub fn store(&self, creds: &TemporaryCredentials) -> Result<(), CacheError> {
+        let err = |source| CacheError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let stored = StoredRef {
+            version: 1,
+            access_key_id: creds.access_key_id(),
+            secret_access_key: creds.secret_access_key(),
+            session_token: creds.session_token(),
+            expiration: creds.expiration(),
+        };
+        // Security: the serialised entry holds the secret key and token; it goes only
+        // to a 0600 file in a 0700 folder, and the buffer is zeroized.
+        let json =
+            Zeroizing::new(serde_json::to_vec(&stored).map_err(|e| err(std::io::Error::other(e)))?);
+        let tmp = self
+            .path
+            .with_extension(format!("tmp{}", std::process::id()));
+        let mut file = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(nofollow())
+            .open(&tmp)
+            .or_else(|_| {
+                let _ = std::fs::remove_file(&tmp);
+                OpenOptions::new()
+                    .create_new(true)
+                    .write(true)
+                    .mode(0o600)
+                    .custom_flags(nofollow())
+                    .open(&tmp)
+            })
+            .map_err(err)?;
+        let written = file.write_all(&json).and_then(|()| file.sync_all());
+        drop(file);
+        if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, &self.path)) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(err(e));
+        }
+        Ok(())
+    }
+}
+
+/// `O_NOFOLLOW`, so a planted symlink is never followed.
+fn nofollow() -> i32 {
+    libc::O_NOFOLLOW
+}
