@@ -15,29 +15,29 @@ import os, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T = os.path.join(ROOT, "certs-testdata")
-BIN = os.path.join(ROOT, "target", "release")
+BIN = os.environ.get("IAMRA_BIN", os.path.join(ROOT, "target", "release"))
 RUNS = int(os.environ.get("RUNS", "40"))
 
 
 RUSAGE = os.environ.get("RUSAGE", os.path.join(ROOT, "target", "bench-rusage"))
 
 
-def measure(argv):
+def measure(argv, env=None):
     """One run through the C launcher (bench/rusage.c): wall s, CPU s, peak RSS MiB."""
-    out = subprocess.run([RUSAGE] + argv, check=True, capture_output=True, text=True).stdout.split()
+    out = subprocess.run([RUSAGE] + argv, check=True, capture_output=True, text=True, env=env).stdout.split()
     wall, cpu, rss_kib, code = float(out[0]), float(out[1]), int(out[2]), int(out[3])
     if code != 0 and argv[0] != "curl":
         sys.exit(f"failed ({code}): {' '.join(argv)}")
     return wall, cpu, rss_kib / 1024.0
 
 
-def compare(label, cmds):
+def compare(label, cmds, env=None):
     results = {name: [] for name, _ in cmds}
     for name, argv in cmds:  # warm-up
-        measure(argv)
+        measure(argv, env)
     for _ in range(RUNS):
         for name, argv in cmds:
-            results[name].append(measure(argv))
+            results[name].append(measure(argv, env))
     print(f"\n### {label} (median of {RUNS} runs)\n")
     print("| command | wall ms | CPU ms | peak RSS MiB |")
     print("|---|---:|---:|---:|")
@@ -60,7 +60,8 @@ def main():
     ep = subprocess.Popen([
         os.path.join(BIN, "iamra-test-endpoint"), "--trust-anchor", f"{T}/ca/root.pem",
         "--tls-cert", f"{T}/tls/server.pem", "--tls-key", f"{T}/tls/server.key",
-        "--listen", "127.0.0.1:0", "--port-file", port_file], stdout=subprocess.DEVNULL)
+        "--listen", "127.0.0.1:0", "--port-file", port_file, "--request-log", os.path.join(work, "requests.jsonl")],
+        stdout=subprocess.DEVNULL)
     try:
         for _ in range(100):
             if os.path.exists(port_file) and open(port_file).read():
@@ -76,7 +77,27 @@ def main():
                 "-H", "Content-Type: application/json", "--data", '{"durationSeconds":3600}',
                 f"{url}/sessions?profileArn=x&roleArn=y&trustAnchorArn=z"]
         compare("credential-process vs curl (same TLS POST to the local endpoint)",
-                [("iamra credential-process", iamra), ("curl", curl)])
+                [("iamra credential-process --no-cache", iamra + ["--no-cache"]), ("curl", curl)])
+        cache_env = dict(os.environ, IAMRA_CACHE_DIR=os.path.join(work, "cache"))
+        version = [os.path.join(BIN, "iamra"), "version"]
+        compare("credential-process with a warm cache vs iamra version",
+                [("iamra credential-process (warm cache)", iamra), ("iamra version", version)], cache_env)
+        compare("credential-process warm cache vs no cache",
+                [("iamra credential-process (warm cache)", iamra),
+                 ("iamra credential-process --no-cache", iamra + ["--no-cache"])], cache_env)
+        # 32 processes at once with a cold cache: how many CreateSession calls?
+        cold_env = dict(os.environ, IAMRA_CACHE_DIR=os.path.join(work, "cold-cache"))
+        log = os.path.join(work, "requests.jsonl")
+        before = sum(1 for _ in open(log))
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen(iamra, env=cold_env, stdout=subprocess.PIPE) for _ in range(32)]
+        outs = [p.communicate()[0] for p in procs]
+        wall = time.perf_counter() - t0
+        assert all(p.returncode == 0 for p in procs) and len(set(outs)) == 1
+        calls = sum(1 for _ in open(log)) - before
+        print(f"\n### 32 parallel credential-process calls, cold cache\n")
+        print(f"CreateSession calls seen by the endpoint: {calls}; total wall time {wall * 1000:.1f} ms; "
+              f"all 32 printed the same credentials")
         compare("process start floor", [("iamra version", [os.path.join(BIN, "iamra"), "version"]),
                                         ("curl --version", ["curl", "--version"])])
     finally:

@@ -78,7 +78,19 @@ pub enum CertError {
         /// The file.
         path: PathBuf,
     },
+    /// The serial number is longer than the 20 octets RFC 5280 allows.
+    #[error("certificate {} has a {octets}-octet serial number; RFC 5280 allows at most 20", path.display())]
+    SerialTooLong {
+        /// The file.
+        path: PathBuf,
+        /// Octets of the serial's value (leading zero octets not counted).
+        octets: usize,
+    },
 }
+
+/// Longest serial number value accepted, in octets (RFC 5280 4.1.2.2). A DER
+/// INTEGER may need one more octet (a leading zero) to keep a 20-octet value positive.
+pub const MAX_SERIAL_OCTETS: usize = 20;
 
 /// A parsed X.509 certificate with the facts iamra needs.
 #[derive(Clone, Debug)]
@@ -114,6 +126,12 @@ impl Certificate {
         let mut magnitude = raw_serial;
         while magnitude.len() > 1 && magnitude[0] == 0 {
             magnitude = &magnitude[1..];
+        }
+        if magnitude.len() > MAX_SERIAL_OCTETS {
+            return Err(CertError::SerialTooLong {
+                path: source.to_path_buf(),
+                octets: magnitude.len(),
+            });
         }
         let public_key =
             PublicKey::from_spki(x509.public_key()).map_err(|kind| CertError::UnsupportedKey {
@@ -364,5 +382,75 @@ mod tests {
     fn serial_negative_rejected() {
         assert!(serial_to_decimal(&[0x80]).is_none());
         assert!(serial_to_decimal(&[]).is_none());
+    }
+
+    /// DER TLV with a short or two-octet long length.
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        match content.len() {
+            n if n < 0x80 => out.push(n as u8),
+            n if n < 0x100 => out.extend([0x81, n as u8]),
+            n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    /// Splits one TLV off `der`: (contents, rest).
+    fn split(der: &[u8]) -> (&[u8], &[u8]) {
+        let (len, at) = match der[1] {
+            n if n < 0x80 => (usize::from(n), 2),
+            0x81 => (usize::from(der[2]), 3),
+            _ => (usize::from(der[2]) << 8 | usize::from(der[3]), 4),
+        };
+        (&der[at..at + len], &der[at + len..])
+    }
+
+    /// The P-256 test certificate with its serial's content octets replaced.
+    fn with_serial(serial: &[u8]) -> Vec<u8> {
+        let der = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("certs-testdata/ec-p256/cert.der"),
+        )
+        .unwrap();
+        let (cert, _) = split(&der);
+        let (tbs, signature) = split(cert);
+        let version_len = 2 + usize::from(tbs[1]);
+        let (_, after_serial) = split(&tbs[version_len..]);
+        let mut new_tbs = tbs[..version_len].to_vec();
+        new_tbs.extend(tlv(0x02, serial));
+        new_tbs.extend_from_slice(after_serial);
+        let mut body = tlv(0x30, &new_tbs);
+        body.extend_from_slice(signature);
+        tlv(0x30, &body)
+    }
+
+    #[test]
+    fn serials_over_20_octets_are_refused() {
+        let p = Path::new("c.der");
+        // 20 octets with the top bit set: a 21-octet DER INTEGER, still accepted.
+        let mut twenty = vec![0x00, 0x99];
+        twenty.extend([0x01; 19]);
+        assert_eq!(
+            Certificate::from_der(&with_serial(&twenty), p)
+                .unwrap()
+                .serial_hex()
+                .len(),
+            40
+        );
+        for n in [21, 40, 1000] {
+            let e = Certificate::from_der(&with_serial(&vec![0x01; n]), p).unwrap_err();
+            assert!(
+                matches!(e, CertError::SerialTooLong { octets, .. } if octets == n),
+                "{e}"
+            );
+        }
+        assert!(matches!(
+            Certificate::from_der(&with_serial(&[0x80, 1]), p).unwrap_err(),
+            CertError::BadSerial { .. }
+        ));
+        assert!(matches!(
+            Certificate::from_der(&with_serial(&[]), p).unwrap_err(),
+            CertError::BadSerial { .. } | CertError::Malformed { .. }
+        ));
     }
 }

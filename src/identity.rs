@@ -32,6 +32,14 @@ pub struct IdentitySource {
     pub private_key: Option<PathBuf>,
     /// `--intermediates`: PEM bundle.
     pub intermediates: Option<PathBuf>,
+    /// `--pkcs11-lib`: the PKCS#11 module (default: the URI's `module-path` or
+    /// `module-name`, then p11-kit-proxy).
+    pub pkcs11_lib: Option<PathBuf>,
+    /// `--reuse-pin`: log in to `CKA_ALWAYS_AUTHENTICATE` keys with the user PIN.
+    pub reuse_pin: bool,
+    /// `--no-tpm-key-password`: a `handle:` TPM key has no password (for TSS2 key
+    /// files the file's `emptyAuth` decides).
+    pub no_tpm_key_password: bool,
 }
 
 /// Loading an identity failed.
@@ -56,6 +64,19 @@ pub enum IdentityError {
         reference: String,
         /// What it is ("PKCS#11 URI", "TPM handle").
         kind: &'static str,
+    },
+    /// A PKCS#11 token problem.
+    #[error(transparent)]
+    Pkcs11(#[from] key::pkcs11::Pkcs11Error),
+    /// A certificate on a PKCS#11 token with a key that is neither on a token nor in a file.
+    #[error(
+        "the certificate {certificate} is on a PKCS#11 token; its key {key} must be on a token or in a file"
+    )]
+    Pkcs11CertificateWithKey {
+        /// The certificate URI.
+        certificate: String,
+        /// The key reference.
+        key: String,
     },
     /// `--intermediates` with a PKCS#12 bundle.
     #[error("--intermediates cannot be used with PKCS#12 bundle {}: the bundle's own certificates are sent", path.display())]
@@ -126,16 +147,27 @@ impl IdentitySource {
         {
             match KeyReference::of(reference) {
                 KeyReference::File(_) => {}
-                KeyReference::Pkcs11(uri) => {
-                    return Err(IdentityError::Unavailable {
-                        reference: uri.to_string(),
-                        kind: "PKCS#11 URI",
-                    });
-                }
+                KeyReference::Pkcs11(_) => return self.load_pkcs11(cert_path, passwords),
                 KeyReference::TpmHandle(handle) => {
-                    return Err(IdentityError::Unavailable {
-                        reference: handle.to_string(),
-                        kind: "TPM handle",
+                    if reference == cert_path {
+                        return Err(KeyError::from(key::TpmError::HandleAsCertificate {
+                            reference: handle.to_string(),
+                        })
+                        .into());
+                    }
+                    // A persistent TPM key: the certificate always comes from a file.
+                    let certificate = cert::load_certificate(cert_path)?;
+                    let tpm_key =
+                        key::tpm::load_handle(handle, self.no_tpm_key_password, passwords)?;
+                    key::check_matches(&tpm_key, reference, &certificate)?;
+                    let chain = match self.intermediates.as_deref() {
+                        Some(p) => cert::load_chain(p)?,
+                        None => Vec::new(),
+                    };
+                    return Ok(Identity {
+                        key: Box::new(tpm_key),
+                        certificate,
+                        chain,
                     });
                 }
             }
@@ -165,6 +197,14 @@ impl IdentitySource {
         };
         let key_path = self.private_key.as_deref().unwrap_or(cert_path);
         key::check_matches(key.as_ref(), key_path, &certificate)?;
+        tracing::debug!(
+            certificate = %cert_path.display(),
+            subject = certificate.subject(),
+            serial = certificate.serial_decimal(),
+            key = %key_path.display(),
+            key_type = %certificate.public_key().describe(),
+            "identity loaded; key matches certificate"
+        );
         let chain = match self.intermediates.as_deref() {
             Some(p) => cert::load_chain(p)?,
             None => Vec::new(),
@@ -174,5 +214,84 @@ impl IdentitySource {
             certificate,
             chain,
         })
+    }
+
+    /// Certificate and/or key on a PKCS#11 token: both on tokens (the key found
+    /// by `CKA_ID` and public key), a token certificate with a key file, or a
+    /// certificate file with a token key. Without `--intermediates`, a token
+    /// certificate brings its issuers found on the same token.
+    fn load_pkcs11(
+        &self,
+        cert_path: &Path,
+        passwords: &dyn PasswordSource,
+    ) -> Result<Identity, IdentityError> {
+        use key::pkcs11;
+        let opts = pkcs11::Pkcs11Options {
+            module: self.pkcs11_lib.clone(),
+            reuse_pin: self.reuse_pin,
+        };
+        let want_chain = self.intermediates.is_none();
+        let given_chain = || -> Result<Vec<Certificate>, IdentityError> {
+            match self.intermediates.as_deref() {
+                Some(p) => Ok(cert::load_chain(p)?),
+                None => Ok(Vec::new()),
+            }
+        };
+        let key_ref = self.private_key.as_deref().map(KeyReference::of);
+        match (KeyReference::of(cert_path), key_ref) {
+            (KeyReference::Pkcs11(c), None)
+            | (KeyReference::Pkcs11(c), Some(KeyReference::Pkcs11(_))) => {
+                let k = match key_ref {
+                    Some(KeyReference::Pkcs11(k)) if k != c => Some(k),
+                    _ => None,
+                };
+                let found = pkcs11::load_identity(c, k, want_chain, &opts, passwords)?;
+                let chain = if want_chain {
+                    found.chain
+                } else {
+                    given_chain()?
+                };
+                Ok(Identity {
+                    key: Box::new(found.key),
+                    certificate: found.certificate,
+                    chain,
+                })
+            }
+            (KeyReference::Pkcs11(c), Some(KeyReference::File(p))) => {
+                let (certificate, token_chain) =
+                    pkcs11::load_certificate(c, want_chain, &opts, passwords)?;
+                let key: Box<dyn SigningKey> = Box::new(key::load_key(p, passwords)?);
+                key::check_matches(key.as_ref(), p, &certificate)?;
+                let chain = if want_chain {
+                    token_chain
+                } else {
+                    given_chain()?
+                };
+                Ok(Identity {
+                    key,
+                    certificate,
+                    chain,
+                })
+            }
+            (KeyReference::File(c), Some(KeyReference::Pkcs11(k))) => {
+                let certificate = cert::load_certificate(c)?;
+                let key = pkcs11::load_key_for_certificate(k, &certificate, &opts, passwords)?;
+                Ok(Identity {
+                    key: Box::new(key),
+                    certificate,
+                    chain: given_chain()?,
+                })
+            }
+            (cert, key) => Err(IdentityError::Pkcs11CertificateWithKey {
+                certificate: cert_path.display().to_string(),
+                key: match key {
+                    Some(KeyReference::TpmHandle(h)) | Some(KeyReference::Pkcs11(h)) => {
+                        h.to_string()
+                    }
+                    Some(KeyReference::File(p)) => p.display().to_string(),
+                    None => format!("{cert:?}"),
+                },
+            }),
+        }
     }
 }

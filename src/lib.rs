@@ -9,13 +9,19 @@
 
 pub mod cache;
 pub mod cert;
+pub mod chain;
 pub mod clock;
 pub mod credentials;
+pub mod doctor;
 pub mod error;
 pub mod identity;
 pub mod input;
 pub mod key;
 pub mod output;
 pub mod pem;
+pub mod provider;
+pub mod refresh;
 pub mod session;
 pub mod sigv4x509;
+
+pub use provider::RolesAnywhereProvider;

@@ -56,7 +56,22 @@ where
     }
 }
 
+/// libtss2 (feature `tpm`) prints its own warnings and errors on stderr, which
+/// would break the one-line error contract (the AWS SDKs paste our stderr into
+/// their errors); iamra reports TPM failures itself. `TSS2_LOG` set by the user
+/// still wins.
+#[cfg(feature = "tpm")]
+fn quiet_libtss2() {
+    if std::env::var_os("TSS2_LOG").is_none() {
+        // SAFETY: first statement of main, before any other thread exists, so no
+        // concurrent access to the environment is possible.
+        unsafe { std::env::set_var("TSS2_LOG", "all+none") };
+    }
+}
+
 fn main() {
+    #[cfg(feature = "tpm")]
+    quiet_libtss2();
     let parsed = match cli::args::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

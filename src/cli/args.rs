@@ -64,12 +64,33 @@ pub enum Command {
     SignString(SignStringArgs),
     /// Print data about the certificate (diagnostic).
     ReadCertificateData(ReadCertificateDataArgs),
+    /// Check files, certificate, key, chain, ARNs, endpoint, clock and AWS config, then
+    /// try CreateSession; prints a checklist with a hint for each failure.
+    Doctor(super::doctor::DoctorArgs),
+    /// Keep a profile of the shared credentials file (~/.aws/credentials) filled with
+    /// fresh credentials, refreshed before they expire.
+    Update(super::update::Args),
+    /// Serve credentials on a local IMDSv2-compatible endpoint (and, with a token, an ECS
+    /// container-credentials one), refreshed in the background.
+    Serve(super::serve::Args),
     /// Print the version.
     Version,
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or write one page per command into a folder.
+    Man {
+        /// Write iamra.1 and iamra-COMMAND.1 into this folder instead of printing.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 /// Parse a Go-style boolean value.
-fn go_bool(s: &str) -> Result<bool, String> {
+pub(crate) fn go_bool(s: &str) -> Result<bool, String> {
     match s {
         "true" | "TRUE" | "True" | "t" | "T" | "1" => Ok(true),
         "false" | "FALSE" | "False" | "f" | "F" | "0" => Ok(false),
@@ -111,7 +132,7 @@ pub struct IdentityArgs {
     /// Pick the latest-expiring OS-store certificate (an error on Linux).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL", env = "IAMRA_USE_LATEST_EXPIRING_CERTIFICATE")]
     pub use_latest_expiring_certificate: bool,
-    /// PKCS#11 module (PKCS#11 tokens are not supported by this version).
+    /// PKCS#11 module (default: the URI's module-path/module-name, else p11-kit-proxy).
     #[arg(long, value_name = "FILE", env = "IAMRA_PKCS11_LIB")]
     pub pkcs11_lib: Option<PathBuf>,
     /// Re-use the user PIN for CKA_ALWAYS_AUTHENTICATE keys (PKCS#11).
@@ -293,7 +314,7 @@ pub struct ReadCertificateDataArgs {
     /// Windows certificate store name (an error on Linux).
     #[arg(long, value_name = "NAME", env = "IAMRA_SYSTEM_STORE_NAME")]
     pub system_store_name: Option<String>,
-    /// PKCS#11 module (PKCS#11 tokens are not supported by this version).
+    /// PKCS#11 module (default: the URI's module-path/module-name, else p11-kit-proxy).
     #[arg(long, value_name = "FILE", env = "IAMRA_PKCS11_LIB")]
     pub pkcs11_lib: Option<PathBuf>,
 }

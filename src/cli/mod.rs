@@ -2,7 +2,10 @@
 //! the rendering of errors. No business logic lives here.
 
 pub mod args;
+mod doctor;
 mod passwords;
+mod serve;
+mod update;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -37,6 +40,15 @@ pub enum CliError {
     /// Writing stdout failed.
     #[error("cannot write the output: {0}")]
     Output(#[source] std::io::Error),
+    /// `doctor` found problems (already printed).
+    #[error("{0} check(s) failed")]
+    DoctorFailed(usize),
+    /// `update` could not write the credentials file.
+    #[error(transparent)]
+    CredentialsFile(#[from] iamra::output::credentials_file::CredentialsFileError),
+    /// `serve` could not start.
+    #[error(transparent)]
+    Serve(#[from] iamra::output::server::ServeError),
     /// The async runtime could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(#[source] std::io::Error),
@@ -59,6 +71,15 @@ impl CliError {
     pub fn hint(&self) -> Option<String> {
         use IdentityError as I;
         match self {
+            CliError::Serve(iamra::output::server::ServeError::Socket { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                Some("another process listens there (an earlier iamra serve, or aws_signing_helper serve?): stop it or pick another --port".into())
+            }
+            CliError::Identity(I::Pkcs11(e)) => pkcs11_hint(e),
+            CliError::Identity(I::Key(KeyError::Tpm(e)))
+            | CliError::Session(SessionError::Sign(key::SignError::Tpm(e))) => tpm_hint(e),
+            CliError::Identity(I::Key(KeyError::TpmUnsupported { .. })) => Some(TPM_BUILD_HINT.into()),
             CliError::Identity(I::Key(KeyError::PasswordRequired { .. })) => Some(format!(
                 "set {PKCS8_ENV} (or {PKCS12_ENV} for a bundle), pass --pkcs8-password-file FILE, or run from a terminal to be prompted"
             )),
@@ -90,6 +111,59 @@ impl CliError {
     }
 }
 
+const TPM_BUILD_HINT: &str = "this iamra was built without TPM 2.0 support: use a build with the `tpm` feature (cargo install iamra --features tpm)";
+
+fn tpm_hint(e: &key::TpmError) -> Option<String> {
+    use key::TpmError as T;
+    let text = match e {
+        T::Unreachable { .. } | T::Tcti(_) => {
+            "choose the TPM with TPM2TOOLS_TCTI (device:/dev/tpmrm0, or swtpm:host=127.0.0.1,port=2321 for a simulator) or TPM_DEVICE".to_string()
+        }
+        T::PasswordRequired { .. } => format!(
+            "set {TPM_ENV}, pass --tpm-key-password-file FILE, or run from a terminal to be prompted"
+        ),
+        T::HandlePasswordUnknown { .. } => format!(
+            "pass --no-tpm-key-password if the key has no password; otherwise set {TPM_ENV}, pass --tpm-key-password-file FILE, or run from a terminal to be prompted"
+        ),
+        T::WrongPassword { .. } => format!(
+            "check {TPM_ENV} or --tpm-key-password-file; iamra never retries, but every wrong password counts towards the TPM's lockout"
+        ),
+        T::Unsupported { .. } => TPM_BUILD_HINT.to_string(),
+        _ => return None,
+    };
+    Some(text)
+}
+
+fn pkcs11_hint(e: &key::pkcs11::Pkcs11Error) -> Option<String> {
+    use key::pkcs11::Pkcs11Error as P;
+    let text = match e {
+        P::PinRequired { .. } => format!(
+            "set {PKCS11_PIN_ENV}, pass --pkcs11-pin-file FILE, add pin-source=FILE to the URI, or run from a terminal to be prompted"
+        ),
+        P::KeyPinRequired { .. } => {
+            "pass --reuse-pin to use the user PIN for this key, or run from a terminal to be prompted".into()
+        }
+        P::WrongPin { .. } => {
+            "check the PIN before trying again: tokens lock the PIN after a few failures".into()
+        }
+        P::PinLocked { .. } => "the token's security officer must unlock the PIN (SO PIN)".into(),
+        P::ModuleNotLoadable { .. } => {
+            "pass --pkcs11-lib with the module's path (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so, OpenSC: /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so) or add ?module-path=FILE to the URI".into()
+        }
+        P::SeveralTokens { .. } | P::SeveralCertificates { .. } | P::SeveralKeys { .. } => {
+            "add token=, id= or object= to the URI so that it names one object; read-certificate-data --certificate 'pkcs11:…' lists the certificates".into()
+        }
+        P::NoToken { .. } | P::NoCertificate { .. } => {
+            "read-certificate-data --certificate 'pkcs11:' lists the certificates on every token".into()
+        }
+        P::BadUri { .. } => {
+            "RFC 7512 attributes: token, manufacturer, serial, model, slot-id, slot-description, slot-manufacturer, library-manufacturer, library-description, library-version, object, type, id; after '?': pin-value, pin-source, module-name, module-path".into()
+        }
+        _ => return None,
+    };
+    Some(text)
+}
+
 fn service_hint(code: &str, message: &str) -> Option<String> {
     let m = message.to_ascii_lowercase();
     if m.contains("untrusted") {
@@ -117,7 +191,7 @@ fn secret_flag(value: &Option<String>, flag: &str, env: &str) -> Option<SecretSt
     })
 }
 
-fn password_sources(a: &IdentityArgs) -> CliPasswords {
+pub(crate) fn password_sources(a: &IdentityArgs) -> CliPasswords {
     CliPasswords {
         pkcs8: Sources {
             flag: secret_flag(&a.pkcs8_password, "--pkcs8-password", PKCS8_ENV),
@@ -153,19 +227,17 @@ fn check_platform_flags(a: &IdentityArgs) -> Result<(), CliError> {
             "--cert-selector, --system-store-name and --use-latest-expiring-certificate need an OS certificate store (Windows, macOS); on Linux pass --certificate and --private-key".into(),
         ));
     }
-    if a.pkcs11_lib.is_some() || a.reuse_pin {
-        return Err(CliError::Unsupported(
-            "--pkcs11-lib and --reuse-pin need PKCS#11 support, which this version of iamra does not have".into(),
-        ));
-    }
     Ok(())
 }
 
-fn identity_source(a: &IdentityArgs, intermediates: Option<PathBuf>) -> IdentitySource {
+pub(crate) fn identity_source(a: &IdentityArgs, intermediates: Option<PathBuf>) -> IdentitySource {
     IdentitySource {
         certificate: a.certificate.clone(),
         private_key: a.private_key.clone(),
         intermediates,
+        pkcs11_lib: a.pkcs11_lib.clone(),
+        reuse_pin: a.reuse_pin,
+        no_tpm_key_password: a.no_tpm_key_password,
     }
 }
 
@@ -176,10 +248,44 @@ pub fn run(command: Command) -> Result<(), CliError> {
         Command::SignString(a) => sign_string(a),
         Command::ReadCertificateData(a) => read_certificate_data(a),
         Command::Version => write_stdout(concat!(env!("CARGO_PKG_VERSION"), "\n").as_bytes()),
+        Command::Completion { shell } => {
+            use clap::CommandFactory as _;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut args::Cli::command(), "iamra", &mut out);
+            write_stdout(&out)
+        }
+        Command::Man { out_dir } => man(out_dir.as_deref()),
+        Command::Doctor(a) => doctor::run(a),
+        Command::Update(a) => update::run(a),
+        Command::Serve(a) => serve::run(a),
     }
 }
 
-fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
+/// Renders the man page(s) from the CLI definition.
+fn man(out_dir: Option<&std::path::Path>) -> Result<(), CliError> {
+    use clap::CommandFactory as _;
+    let cmd = args::Cli::command();
+    let render = |cmd: clap::Command| -> Result<Vec<u8>, CliError> {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd)
+            .render(&mut out)
+            .map_err(CliError::Output)?;
+        Ok(out)
+    };
+    let Some(dir) = out_dir else {
+        return write_stdout(&render(cmd)?);
+    };
+    std::fs::create_dir_all(dir).map_err(CliError::Output)?;
+    std::fs::write(dir.join("iamra.1"), render(cmd.clone())?).map_err(CliError::Output)?;
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let name = format!("iamra-{}", sub.get_name());
+        let page = render(sub.clone().name(name.clone()))?;
+        std::fs::write(dir.join(format!("{name}.1")), page).map_err(CliError::Output)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     out.write_all(bytes)
         .and_then(|()| out.flush())
@@ -187,10 +293,6 @@ fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
 }
 
 /// Everything a command that calls CreateSession needs, checked and loaded.
-#[allow(
-    dead_code,
-    reason = "source and passwords are for the long-running modes (re-reading rotated files)"
-)]
 pub(crate) struct Prepared {
     /// The request parameters.
     pub params: session::SessionParams,
@@ -216,6 +318,18 @@ pub(crate) fn prepare(a: &CredentialArgs) -> Result<Prepared, CliError> {
             "--no-verify-ssl: the endpoint's TLS certificate is NOT verified; anyone on the path can read the credentials"
         );
     }
+    let client = session::Client::new(client_options(a))?;
+    Ok(Prepared {
+        params,
+        source,
+        passwords,
+        identity,
+        client,
+    })
+}
+
+/// The HTTPS client's options from the flags and `AWS_CA_BUNDLE`/`AWS_MAX_ATTEMPTS`.
+pub(crate) fn client_options(a: &CredentialArgs) -> session::ClientOptions {
     let ca_bundle = a.ca_bundle.clone().or_else(|| {
         std::env::var_os("AWS_CA_BUNDLE")
             .filter(|v| !v.is_empty())
@@ -230,21 +344,14 @@ pub(crate) fn prepare(a: &CredentialArgs) -> Result<Prepared, CliError> {
         })
         .unwrap_or(3)
         .clamp(1, 10);
-    let client = session::Client::new(session::ClientOptions {
+    session::ClientOptions {
         ca_bundle,
         insecure: a.no_verify_ssl,
         connect_timeout: Duration::from_secs(a.connect_timeout.max(1)),
         attempt_timeout: Duration::from_secs(a.timeout.max(1)),
         max_attempts,
         ..session::ClientOptions::default()
-    })?;
-    Ok(Prepared {
-        params,
-        source,
-        passwords,
-        identity,
-        client,
-    })
+    }
 }
 
 /// The local checks of every flag that needs no file: platform flags, ARNs, region,
@@ -344,6 +451,32 @@ fn sign_string(a: SignStringArgs) -> Result<(), CliError> {
     let key: Box<dyn SigningKey> = match (&a.identity.private_key, &a.identity.certificate) {
         // Unlike the reference, a key file alone is enough; with a certificate too,
         // the pair is checked.
+        (Some(k), None)
+            if matches!(
+                iamra::identity::KeyReference::of(k),
+                iamra::identity::KeyReference::Pkcs11(_)
+            ) =>
+        {
+            let opts = key::pkcs11::Pkcs11Options {
+                module: a.identity.pkcs11_lib.clone(),
+                reuse_pin: a.identity.reuse_pin,
+            };
+            let uri = k.to_str().unwrap_or_default();
+            Box::new(key::pkcs11::load_key(uri, &opts, &passwords).map_err(IdentityError::from)?)
+        }
+        (Some(k), None)
+            if matches!(
+                iamra::identity::KeyReference::of(k),
+                iamra::identity::KeyReference::TpmHandle(_)
+            ) =>
+        {
+            let reference = k.to_str().unwrap_or_default();
+            Box::new(key::tpm::load_handle(
+                reference,
+                a.identity.no_tpm_key_password,
+                &passwords,
+            )?)
+        }
         (Some(k), None) => {
             let data = iamra::input::read_file("private key file", k).map_err(KeyError::from)?;
             if key::is_pkcs12(&data) {
@@ -354,16 +487,13 @@ fn sign_string(a: SignStringArgs) -> Result<(), CliError> {
         }
         _ => {
             // Diagnostics work whatever the certificate's dates: no validity check.
-            IdentitySource {
-                certificate: a.identity.certificate.clone(),
-                private_key: a.identity.private_key.clone(),
-                intermediates: None,
-            }
-            .load_without_validity_check(&passwords)?
-            .key
+            identity_source(&a.identity, None)
+                .load_without_validity_check(&passwords)?
+                .key
         }
     };
     let message = output::sign_string::test_message(&key.public_key());
+    tracing::debug!(key_type = %key.public_key().describe(), digest = ?a.digest, "signing the test string");
     let digest = match a.digest {
         args::DigestArg::Sha256 => key::Digest::Sha256,
         args::DigestArg::Sha384 => key::Digest::Sha384,
@@ -386,20 +516,29 @@ fn read_certificate_data(a: ReadCertificateDataArgs) -> Result<(), CliError> {
             "--cert-selector and --system-store-name need an OS certificate store (Windows, macOS); on Linux pass --certificate".into(),
         ));
     }
-    if a.pkcs11_lib.is_some() {
-        return Err(CliError::Unsupported(
-            "--pkcs11-lib needs PKCS#11 support, which this version of iamra does not have".into(),
-        ));
-    }
     let Some(path) = a.certificate else {
         return Err(CliError::Identity(IdentityError::NoCertificate));
     };
     if let iamra::identity::KeyReference::Pkcs11(uri) = iamra::identity::KeyReference::of(&path) {
-        return Err(CliError::Identity(IdentityError::Unavailable {
-            reference: uri.to_string(),
-            kind: "PKCS#11 URI",
-        }));
+        // The PIN (needed only when the token hides its certificates) comes from
+        // the URI, IAMRA_PKCS11_PIN or a prompt on a terminal.
+        let passwords = password_sources(&IdentityArgs::default());
+        let opts = key::pkcs11::Pkcs11Options {
+            module: a.pkcs11_lib.clone(),
+            reuse_pin: false,
+        };
+        let found =
+            key::pkcs11::list_certificates(uri, &opts, &passwords).map_err(IdentityError::from)?;
+        let entries: Vec<output::matching_identities::Entry<'_>> = found
+            .iter()
+            .map(|c| output::matching_identities::Entry {
+                uri: &c.uri,
+                certificate: &c.certificate,
+            })
+            .collect();
+        return write_stdout(output::matching_identities::render(&entries).as_bytes());
     }
     let cert = iamra::cert::load_certificate(&path)?;
+    tracing::debug!(certificate = %path.display(), subject = cert.subject(), "certificate read");
     write_stdout(output::certificate_data::render(&cert).as_bytes())
 }

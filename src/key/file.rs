@@ -15,7 +15,8 @@ use super::{Digest, KeyError, PasswordSource, PublicKey, SignError, SigningKey};
 use crate::input::read_file;
 use crate::pem;
 
-/// A private key held in process memory.
+/// A private key read from a key file: held in process memory, or (a TSS2 key
+/// file) loaded into a TPM.
 pub enum FileKey {
     /// RSA, signed by ring.
     Rsa(ring::signature::RsaKeyPair),
@@ -23,6 +24,8 @@ pub enum FileKey {
     P256(p256::ecdsa::SigningKey),
     /// EC P-384.
     P384(p384::ecdsa::SigningKey),
+    /// A `TSS2 PRIVATE KEY` file: the key stays in the TPM (feature `tpm`).
+    Tpm(super::TpmKey),
 }
 
 impl std::fmt::Debug for FileKey {
@@ -32,6 +35,7 @@ impl std::fmt::Debug for FileKey {
             FileKey::Rsa(_) => "Rsa",
             FileKey::P256(_) => "P256",
             FileKey::P384(_) => "P384",
+            FileKey::Tpm(k) => return write!(f, "FileKey::Tpm({k:?})"),
         };
         write!(f, "FileKey::{kind}(** redacted **)")
     }
@@ -50,6 +54,7 @@ impl SigningKey for FileKey {
             FileKey::P384(k) => {
                 PublicKey::P384(k.verifying_key().to_sec1_point(false).as_bytes().to_vec())
             }
+            FileKey::Tpm(k) => k.public_key(),
         }
     }
 
@@ -81,6 +86,7 @@ impl SigningKey for FileKey {
                     .map_err(|e| SignError::Backend(e.to_string()))?;
                 Ok(sig.as_bytes().to_vec())
             }
+            FileKey::Tpm(k) => k.sign(message, digest),
         }
     }
 }
@@ -120,10 +126,9 @@ pub fn load_key_bytes(
                 "RSA PRIVATE KEY" => return from_pkcs1(&block.der, path),
                 "EC PRIVATE KEY" => return from_sec1(&block.der, path),
                 "ENCRYPTED PRIVATE KEY" => return from_encrypted(&block.der, path, passwords),
-                "TSS2 PRIVATE KEY" => {
-                    return Err(KeyError::TpmUnsupported {
-                        path: path.to_path_buf(),
-                    });
+                super::tpm::tss2::PEM_LABEL => {
+                    return super::tpm::load_key_file(&block.der, path, passwords)
+                        .map(FileKey::Tpm);
                 }
                 _ => {}
             }

@@ -8,6 +8,7 @@
 mod file;
 pub mod pkcs11;
 pub mod pkcs12;
+pub mod tpm;
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,7 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 
 pub use self::pkcs12::{Pkcs12Identity, is_pkcs12, load_pkcs12};
 pub use file::{FileKey, load_key, load_key_bytes};
+pub use tpm::{TpmError, TpmKey};
 
 use crate::input::ReadError;
 
@@ -165,6 +167,9 @@ pub enum SignError {
     /// The backend refused to sign.
     #[error("signing failed: {0}")]
     Backend(String),
+    /// The TPM refused to sign (wrong password, lockout, lost connection...).
+    #[error(transparent)]
+    Tpm(#[from] TpmError),
 }
 
 /// Something that signs with a private key held somewhere: memory, a token, a TPM.
@@ -308,6 +313,9 @@ pub enum KeyError {
         /// The file.
         path: PathBuf,
     },
+    /// A TPM key could not be loaded.
+    #[error(transparent)]
+    Tpm(#[from] TpmError),
     /// The key does not belong to the certificate.
     #[error("private key {} does not match certificate {}", key.display(), cert.display())]
     Mismatch {

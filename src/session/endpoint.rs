@@ -75,7 +75,13 @@ pub fn sessions_url(region: &str, endpoint: Option<&str>) -> Result<reqwest::Url
         return Err(bad("it must not have a query or fragment"));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("it must not hold credentials"));
+        // Security: the user name and password are not repeated in the message.
+        let _ = url.set_password(None);
+        let _ = url.set_username("***");
+        return Err(EndpointError::BadUrl {
+            value: url.to_string(),
+            reason: "it must not hold credentials".into(),
+        });
     }
     let path = format!("{}/sessions", url.path().trim_end_matches('/'));
     url.set_path(&path);
@@ -120,6 +126,13 @@ mod tests {
         assert_eq!(u.path(), "/sessions");
         assert_eq!(host_header(&u), "[::1]:9443");
         assert!(sessions_url("us-east-1", Some("ftp://x")).is_err());
+        let e = sessions_url("us-east-1", Some("https://user:hunter2@gw.example/"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "--endpoint \"https://***@gw.example/\" is not a valid URL: it must not hold credentials"
+        );
         assert!(sessions_url("us-east-1", Some("not a url")).is_err());
     }
 }

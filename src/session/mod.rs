@@ -328,6 +328,28 @@ impl Client {
         }
     }
 
+    /// Checks that `url`'s host answers over TLS (any HTTP status will do) and
+    /// returns its `Date` header, for a clock check.
+    pub async fn probe(&self, url: &reqwest::Url) -> Result<Option<OffsetDateTime>, SessionError> {
+        let response =
+            self.http
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|e| SessionError::Network {
+                    url: url.to_string(),
+                    attempts: 1,
+                    reason: crate::error::innermost(&e),
+                })?;
+        Ok(response
+            .headers()
+            .get("date")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                OffsetDateTime::parse(v, &::time::format_description::well_known::Rfc2822).ok()
+            }))
+    }
+
     fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let exp = self
             .options

@@ -299,19 +299,6 @@ const LOCAL_FAILURES: &[(&[&str], &str)] = &[
         "iamra: error: no certificate given: pass --certificate (and --private-key unless the certificate file holds the key)\n",
     ),
     (
-        &["--certificate", "pkcs11:token=x"],
-        "iamra: error: pkcs11:token=x is a PKCS#11 URI; this version of iamra reads keys from files only\n",
-    ),
-    (
-        &[
-            "--certificate",
-            "$T/rsa2048/cert.pem",
-            "--private-key",
-            "handle:0x81000001",
-        ],
-        "iamra: error: handle:0x81000001 is a TPM handle; this version of iamra reads keys from files only\n",
-    ),
-    (
         &["--cert-selector", "Key=x509Subject,Value=CN=x"],
         "iamra: error: --cert-selector, --system-store-name and --use-latest-expiring-certificate need an OS certificate store (Windows, macOS); on Linux pass --certificate and --private-key\n",
     ),

@@ -1,6 +1,9 @@
 //! Shared helpers: the local Roles Anywhere endpoint (one process per test, killed on
 //! drop) and running the built `iamra` binary.
 
+pub mod softhsm;
+pub mod swtpm;
+
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -126,6 +129,12 @@ pub fn iamra<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Out
         "http_proxy",
         "ALL_PROXY",
         "all_proxy",
+        // TPM selection and secrets: each TPM test sets its own.
+        "IAMRA_TPM_KEY_PASSWORD",
+        "TPM2TOOLS_TCTI",
+        "TCTI",
+        "TPM_DEVICE",
+        "TSS2_LOG",
     ] {
         cmd.env_remove(var);
     }

@@ -1,0 +1,266 @@
+//! `iamra serve`: a local IMDSv2-compatible (and optionally ECS-compatible)
+//! credentials endpoint, refreshed in the background.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use iamra::clock::{Clock, SystemClock};
+use iamra::output::server::{self, Server, ServerConfig, ecs};
+use iamra::refresh::{
+    CredentialSource as _, RefreshError, RefreshPolicy, Refresher, SessionSource,
+};
+
+use super::CliError;
+use super::args::{CredentialArgs, go_bool, parse_duration};
+
+/// Flags of `serve`.
+#[derive(Debug, clap::Args, Clone)]
+pub struct Args {
+    /// Credential flags.
+    #[command(flatten)]
+    pub credential: CredentialArgs,
+    /// TCP port to listen on (0: any free port; the chosen one is printed).
+    #[arg(long, value_name = "PORT", default_value_t = server::DEFAULT_PORT, env = "IAMRA_PORT")]
+    pub port: u16,
+    /// Address to listen on: 127.0.0.1, ::1, or (with --allow-non-loopback-bind) another one.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1",
+        env = "IAMRA_BIND"
+    )]
+    pub bind: IpAddr,
+    /// Allow a --bind address that other hosts can reach (for example a pod IP for a
+    /// sidecar); the hop limit must then be 1.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL", env = "IAMRA_ALLOW_NON_LOOPBACK_BIND")]
+    pub allow_non_loopback_bind: bool,
+    /// IP TTL / IPv6 hop limit set on every connection (1: answers cannot leave this host
+    /// or link, as on EC2).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=255), env = "IAMRA_HOP_LIMIT")]
+    pub hop_limit: u8,
+    /// Also serve the ECS container-credentials endpoint, with a token generated at start
+    /// and written to FILE (mode 0600) for AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "ecs_token_from_file",
+        env = "IAMRA_ECS_TOKEN_FILE"
+    )]
+    pub ecs_token_file: Option<PathBuf>,
+    /// Also serve the ECS endpoint, with the token read from FILE (one line; `-` for
+    /// stdin, `env:NAME` for a variable).
+    #[arg(long, value_name = "FILE", env = "IAMRA_ECS_TOKEN_FROM_FILE")]
+    pub ecs_token_from_file: Option<PathBuf>,
+    /// Refresh this long before the credentials expire (e.g. 300, 90s, 5m, 1h), minus a
+    /// random tenth of the wait.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, env = "IAMRA_REFRESH_BEFORE")]
+    pub refresh_before: Duration,
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub(super) async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!("cannot watch for SIGTERM ({e}); only SIGINT stops iamra");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("signal received; stopping");
+}
+
+/// The CLI error for a failed refresh.
+pub(super) fn refresh_error(e: RefreshError) -> CliError {
+    match e {
+        RefreshError::Session(e) => CliError::Session(e),
+        RefreshError::Identity(e) => CliError::Identity(e),
+        other => CliError::Unsupported(iamra::error::chain(&other)),
+    }
+}
+
+/// Checks `--refresh-before` against `--session-duration`.
+pub(super) fn check_refresh_before(
+    refresh_before: Duration,
+    session_duration: i64,
+) -> Result<(), CliError> {
+    if refresh_before.as_secs() >= u64::try_from(session_duration).unwrap_or(0) {
+        return Err(CliError::Unsupported(format!(
+            "--refresh-before {}s must be shorter than --session-duration {session_duration}",
+            refresh_before.as_secs()
+        )));
+    }
+    Ok(())
+}
+
+/// The refresh schedule for `--refresh-before`.
+pub(super) fn policy(refresh_before: Duration) -> RefreshPolicy {
+    RefreshPolicy {
+        refresh_before,
+        ..RefreshPolicy::default()
+    }
+}
+
+/// A value for a shell `export` line.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-:[]+=@%,".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+fn token_file_for_clients(path: &Path) -> Option<String> {
+    match iamra::input::Source::of(path) {
+        iamra::input::Source::File(p) => Some(
+            std::path::absolute(p)
+                .unwrap_or_else(|_| p.to_path_buf())
+                .display()
+                .to_string(),
+        ),
+        _ => None,
+    }
+}
+
+/// The listening socket systemd passed to this process (socket activation:
+/// `LISTEN_PID` is ours and `LISTEN_FDS=1`), if any.
+fn activated_listener() -> Result<Option<std::net::TcpListener>, CliError> {
+    let (Ok(pid), Ok(fds)) = (std::env::var("LISTEN_PID"), std::env::var("LISTEN_FDS")) else {
+        return Ok(None);
+    };
+    if pid.trim() != std::process::id().to_string() {
+        return Ok(None); // meant for another process
+    }
+    if fds.trim() != "1" {
+        return Err(CliError::Unsupported(format!(
+            "LISTEN_FDS={fds}: iamra serve takes exactly one socket from systemd (one ListenStream= in the .socket unit)"
+        )));
+    }
+    use std::os::unix::fs::FileTypeExt as _;
+    let is_socket = std::fs::metadata("/proc/self/fd/3")
+        .map(|m| m.file_type().is_socket())
+        .unwrap_or(false);
+    if !is_socket {
+        return Err(CliError::Unsupported(
+            "LISTEN_FDS=1 but file descriptor 3 is not a socket".into(),
+        ));
+    }
+    // SAFETY: systemd hands the process named by LISTEN_PID (checked above to be this
+    // one) ownership of file descriptor 3 (SD_LISTEN_FDS_START), checked above to be an
+    // open socket; nothing else in iamra opens or uses descriptor 3 by number, and it is
+    // wrapped exactly once.
+    #[allow(unsafe_code, reason = "adopting the socket systemd passed (fd 3)")]
+    let listener = unsafe { <std::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(3) };
+    Ok(Some(listener))
+}
+
+/// Runs `serve` until SIGTERM or SIGINT.
+pub fn run(a: Args) -> Result<(), CliError> {
+    check_refresh_before(a.refresh_before, a.credential.session_duration)?;
+    let p = super::prepare(&a.credential)?;
+    let role_arn = p.params.role().clone();
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    runtime.block_on(async move {
+        let ecs_token = match (&a.ecs_token_file, &a.ecs_token_from_file) {
+            (Some(_), _) => Some(ecs::generate()),
+            (None, Some(path)) => Some(ecs::read_token_file(path)?),
+            (None, None) => None,
+        };
+        let config = ServerConfig {
+            addr: SocketAddr::new(a.bind, a.port),
+            allow_non_loopback: a.allow_non_loopback_bind,
+            hop_limit: a.hop_limit,
+            role_arn,
+            ecs_token: ecs_token.clone(),
+            limits: server::Limits::default(),
+        };
+        let server = match activated_listener()? {
+            Some(listener) => {
+                tracing::info!(
+                    "using the socket passed by systemd; --bind and --port do not apply"
+                );
+                Server::from_listener(listener, config)?
+            }
+            None => Server::bind(config)?,
+        };
+        if let (Some(path), Some(token)) = (&a.ecs_token_file, &ecs_token) {
+            ecs::write_token_file(path, token)?;
+        }
+        drop(ecs_token);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let mut passwords = p.passwords;
+        passwords.allow_prompt = false;
+        let source = Arc::new(SessionSource::new(
+            p.client,
+            p.params,
+            p.source,
+            Arc::new(passwords),
+            p.identity,
+            clock.clone(),
+        ));
+        // Fail fast: no endpoint without credentials to serve.
+        let first = source.fetch().await.map_err(refresh_error)?;
+        let refresher =
+            Refresher::spawn(source, clock.clone(), policy(a.refresh_before), Some(first));
+        let mut lines = format!(
+            "export AWS_EC2_METADATA_SERVICE_ENDPOINT={}\n",
+            shell_quote(&server.imds_endpoint())
+        );
+        if let Some(uri) = server.ecs_uri() {
+            lines.push_str(&format!(
+                "export AWS_CONTAINER_CREDENTIALS_FULL_URI={}\n",
+                shell_quote(&uri)
+            ));
+            if let Some(file) = a
+                .ecs_token_file
+                .as_deref()
+                .or(a.ecs_token_from_file.as_deref())
+                .and_then(token_file_for_clients)
+            {
+                lines.push_str(&format!(
+                    "export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE={}\n",
+                    shell_quote(&file)
+                ));
+            }
+        }
+        // The endpoint to point SDKs at is the payload: stdout (closed stdout is fine).
+        {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(lines.as_bytes()).and_then(|()| out.flush());
+        }
+        tracing::info!("listening on {}", server.local_addr());
+        server
+            .run(refresher.subscribe(), clock, shutdown_signal())
+            .await?;
+        drop(refresher);
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn export_values_are_quoted_when_needed() {
+        assert_eq!(shell_quote("http://[::1]:9911/"), "http://[::1]:9911/");
+        assert_eq!(shell_quote("/tmp/a b"), "'/tmp/a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}

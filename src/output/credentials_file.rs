@@ -1,0 +1,694 @@
+//! `update` output: one profile of the shared credentials file.
+//!
+//! Wire contract (what the AWS CLI and SDKs read from `~/.aws/credentials`): in the
+//! first section whose header is `[<profile>]` (spaces inside the brackets and a
+//! trailing comment allowed), the lines
+//!
+//! ```ini
+//! # iamra: credentials expire at 2026-12-01T21:00:00Z
+//! aws_access_key_id = ASIA…
+//! aws_secret_access_key = …
+//! aws_session_token = …
+//! ```
+//!
+//! Only those four lines of that profile change; every other byte stays as it was:
+//! comments, blank lines, other profiles, the order and spelling of keys, the spacing
+//! around `=`, CRLF or LF line ends, a missing final newline. A key that is already
+//! there keeps its line (and its spelling and spacing up to the value); a key that is
+//! missing goes after the profile's last credential key, else after its last
+//! setting, so that comments which introduce the next section stay with it. A
+//! duplicate `[<profile>]` section later in the file (which some parsers merge) has
+//! its credential keys updated too, so that no reader sees stale values. A profile
+//! that is absent is appended at the end. The comment line is ignored by every
+//! parser; it tells a human when the file goes stale.
+//!
+//! The file is replaced atomically: the new content is written to a temporary file
+//! in the same folder, synced, renamed over the old one, and the folder is synced, so
+//! a reader sees the old file or the new one, never a mix. A new file gets mode
+//! 0600; an existing file keeps its mode (and, where the process may, its owner). A
+//! missing folder is created with mode 0700. A symlinked credentials file is
+//! followed: its target is replaced and the link stays. Writers serialise on an
+//! advisory lock (`flock`) of the sibling file `<name>.lock`, held across
+//! read–rewrite–rename, so two iamra processes (or two profiles) never lose each
+//! other's writes.
+
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::{PermissionsExt as _, fchown};
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::credentials::TemporaryCredentials;
+
+/// The three keys iamra manages, in the order they are written.
+pub const KEYS: [&str; 3] = [
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+];
+
+/// The start of iamra's own expiration comment line.
+pub const EXPIRATION_COMMENT: &str = "# iamra: credentials expire at ";
+
+/// Largest credentials file iamra rewrites.
+pub const MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
+
+/// Mode of a new credentials file.
+const NEW_FILE_MODE: u32 = 0o600;
+/// Mode of a folder iamra creates.
+const NEW_DIR_MODE: u32 = 0o700;
+
+/// Writing the credentials file failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialsFileError {
+    /// The profile name cannot be a section name.
+    #[error("--profile {0:?} is not a usable profile name: {1}")]
+    InvalidProfile(String, &'static str),
+    /// Neither `AWS_SHARED_CREDENTIALS_FILE` nor `HOME` is set.
+    #[error("no credentials file: set AWS_SHARED_CREDENTIALS_FILE or HOME")]
+    NoPath,
+    /// An operation on a file or folder failed.
+    #[error("cannot {what} {}", path.display())]
+    Io {
+        /// What was being done ("read the credentials file", ...).
+        what: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The existing file is not a regular file.
+    #[error("credentials file {} is not a regular file", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The existing file is too large to be a credentials file.
+    #[error("credentials file {} is larger than 16 MiB; refusing to rewrite it", path.display())]
+    TooLarge {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A value from the service would break the file's syntax.
+    #[error("the credentials contain a line break or control character; refusing to write them")]
+    UnsafeValue,
+}
+
+/// The credentials file the AWS SDKs read: `AWS_SHARED_CREDENTIALS_FILE` (a leading
+/// `~/` is the home folder, as in the SDKs), else `<home>/.aws/credentials`.
+pub fn path_from(
+    shared_credentials_file: Option<OsString>,
+    home: Option<OsString>,
+) -> Result<PathBuf, CredentialsFileError> {
+    let home = home.filter(|h| !h.is_empty()).map(PathBuf::from);
+    if let Some(file) = shared_credentials_file.filter(|f| !f.is_empty()) {
+        let file = PathBuf::from(file);
+        if let (Ok(rest), Some(home)) = (file.strip_prefix("~"), &home) {
+            return Ok(home.join(rest));
+        }
+        return Ok(file);
+    }
+    home.map(|h| h.join(".aws").join("credentials"))
+        .ok_or(CredentialsFileError::NoPath)
+}
+
+/// [`path_from`] with the process environment.
+pub fn default_path() -> Result<PathBuf, CredentialsFileError> {
+    path_from(
+        std::env::var_os("AWS_SHARED_CREDENTIALS_FILE"),
+        std::env::var_os("HOME"),
+    )
+}
+
+/// Checks, before anything is fetched, that `path` can be a credentials file: it
+/// does not exist yet, or it is (a symlink to) a regular file.
+pub fn check_path(path: &Path) -> Result<(), CredentialsFileError> {
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => Err(CredentialsFileError::NotAFile {
+            path: path.to_path_buf(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks that `profile` can be written as `[profile]` and found again.
+pub fn check_profile(profile: &str) -> Result<(), CredentialsFileError> {
+    let bad = |why| {
+        Err(CredentialsFileError::InvalidProfile(
+            profile.to_string(),
+            why,
+        ))
+    };
+    if profile.is_empty() {
+        return bad("it is empty");
+    }
+    if profile.trim() != profile {
+        return bad("it starts or ends with white space");
+    }
+    if profile.contains(['[', ']']) {
+        return bad("it contains a bracket");
+    }
+    if profile.chars().any(char::is_control) {
+        return bad("it contains a control character");
+    }
+    if profile.starts_with(['#', ';']) {
+        return bad("it starts with a comment character");
+    }
+    Ok(())
+}
+
+/// What one line of the file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind<'a> {
+    /// `[name]`; `name` trimmed.
+    Header(&'a [u8]),
+    /// One of [`KEYS`] (index); the value starts at byte `value_at`.
+    Key { index: usize, value_at: usize },
+    /// iamra's expiration comment.
+    Expiration,
+    /// Empty or white space only.
+    Blank,
+    /// A `#` or `;` comment.
+    Comment,
+    /// Any other setting or text.
+    Other,
+}
+
+fn is_space(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn trim(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|&b| !is_space(b)).unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|&b| !is_space(b))
+        .map_or(start, |e| e + 1);
+    &s[start..end.max(start)]
+}
+
+fn classify(line: &[u8]) -> Kind<'_> {
+    let t = trim(line);
+    if t.is_empty() {
+        return Kind::Blank;
+    }
+    if t.starts_with(EXPIRATION_COMMENT.as_bytes()) {
+        return Kind::Expiration;
+    }
+    if t[0] == b'#' || t[0] == b';' {
+        return Kind::Comment;
+    }
+    if t[0] == b'['
+        && let Some(close) = t.iter().position(|&b| b == b']')
+    {
+        let rest = trim(&t[close + 1..]);
+        if rest.is_empty() || rest[0] == b'#' || rest[0] == b';' {
+            return Kind::Header(trim(&t[1..close]));
+        }
+    }
+    if let Some(eq) = line.iter().position(|&b| b == b'=') {
+        let key = trim(&line[..eq]);
+        if let Some(index) = KEYS
+            .iter()
+            .position(|k| key.eq_ignore_ascii_case(k.as_bytes()))
+        {
+            let mut value_at = eq + 1;
+            while value_at < line.len() && is_space(line[value_at]) {
+                value_at += 1;
+            }
+            return Kind::Key { index, value_at };
+        }
+    }
+    Kind::Other
+}
+
+/// Splits into `(content, line end)` pairs; the line end is `\n`, `\r\n` or empty
+/// (the last line of a file without a final newline).
+fn split_lines(data: &[u8]) -> Vec<(&[u8], &[u8])> {
+    let mut lines = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        match rest.iter().position(|&b| b == b'\n') {
+            Some(nl) => {
+                let (line, eol) = if nl > 0 && rest[nl - 1] == b'\r' {
+                    (&rest[..nl - 1], &rest[nl - 1..=nl])
+                } else {
+                    (&rest[..nl], &rest[nl..=nl])
+                };
+                lines.push((line, eol));
+                rest = &rest[nl + 1..];
+            }
+            None => {
+                lines.push((rest, &rest[rest.len()..]));
+                rest = &[];
+            }
+        }
+    }
+    lines
+}
+
+/// The content of an output line: a slice of the input, or new text.
+enum Piece<'a> {
+    Orig(&'a [u8]),
+    /// A prefix of an input line followed by new text at `news[index]`.
+    Replaced(&'a [u8], usize),
+}
+
+/// Rewrites a credentials file so that `profile` holds `creds` (see the module docs
+/// for exactly what changes). `original` may be empty (a new file). The result holds
+/// secrets and is zeroized on drop.
+pub fn rewrite(
+    original: &[u8],
+    profile: &str,
+    creds: &TemporaryCredentials,
+) -> Result<Zeroizing<Vec<u8>>, CredentialsFileError> {
+    check_profile(profile)?;
+    let values = [
+        creds.access_key_id(),
+        creds.secret_access_key(),
+        creds.session_token(),
+    ];
+    if values
+        .iter()
+        .any(|v| v.is_empty() || v.chars().any(char::is_control))
+    {
+        return Err(CredentialsFileError::UnsafeValue);
+    }
+    // news[0..3]: the values; news[3]: the comment; news[4..7]: whole key lines.
+    let mut news: Vec<Zeroizing<Vec<u8>>> = values
+        .iter()
+        .map(|v| Zeroizing::new(v.as_bytes().to_vec()))
+        .collect();
+    news.push(Zeroizing::new(
+        format!(
+            "{EXPIRATION_COMMENT}{}",
+            super::utc_seconds(creds.expires_at())
+        )
+        .into_bytes(),
+    ));
+    for (key, value) in KEYS.iter().zip(values) {
+        // Security: the line holds a secret; it only goes to the credentials file.
+        news.push(Zeroizing::new(format!("{key} = {value}").into_bytes()));
+    }
+    const COMMENT: usize = 3;
+    const LINE: usize = 4;
+
+    let lines = split_lines(original);
+    let style: &[u8] = lines
+        .iter()
+        .map(|(_, eol)| *eol)
+        .find(|eol| !eol.is_empty())
+        .unwrap_or(b"\n");
+    let kinds: Vec<Kind<'_>> = lines.iter().map(|(l, _)| classify(l)).collect();
+
+    // Which lines belong to a target section, and the first such section's range.
+    let mut in_target = vec![false; lines.len()];
+    let mut first: Option<(usize, usize)> = None;
+    let mut current = false;
+    for (i, kind) in kinds.iter().enumerate() {
+        if let Kind::Header(name) = kind {
+            current = *name == profile.as_bytes();
+            if current && first.is_none() {
+                first = Some((i, lines.len()));
+            } else if let Some((start, end)) = first
+                && end == lines.len()
+                && start != i
+            {
+                first = Some((start, i));
+            }
+        }
+        in_target[i] = current && !matches!(kind, Kind::Header(_));
+    }
+
+    let mut out: Vec<(Piece<'_>, &[u8])> = Vec::with_capacity(lines.len() + 8);
+    for (i, ((line, eol), kind)) in lines.iter().zip(&kinds).enumerate() {
+        let piece = match (in_target[i], kind) {
+            (true, Kind::Key { index, value_at }) => Piece::Replaced(&line[..*value_at], *index),
+            (true, Kind::Expiration) => Piece::Replaced(&[], COMMENT),
+            _ => Piece::Orig(line),
+        };
+        out.push((piece, eol));
+    }
+
+    // What has to be inserted, and where (an index into `out`).
+    let mut inserts: Vec<(usize, Vec<usize>)> = Vec::new();
+    let ends_with_newline = lines.last().is_none_or(|(_, eol)| !eol.is_empty());
+    match first {
+        Some((start, end)) => {
+            let section = start + 1..end;
+            let key_lines: Vec<(usize, usize)> = section
+                .clone()
+                .filter_map(|i| match kinds[i] {
+                    Kind::Key { index, .. } => Some((i, index)),
+                    _ => None,
+                })
+                .collect();
+            let has_comment = section.clone().any(|i| kinds[i] == Kind::Expiration);
+            let missing: Vec<usize> = (0..KEYS.len())
+                .filter(|k| !key_lines.iter().any(|(_, index)| index == k))
+                .map(|k| LINE + k)
+                .collect();
+            let mut block = Vec::new();
+            match key_lines.first() {
+                Some(&(at, _)) if !has_comment => inserts.push((at, vec![COMMENT])),
+                None if !has_comment => block.push(COMMENT),
+                _ => {}
+            }
+            block.extend(missing);
+            if !block.is_empty() {
+                let after = key_lines.last().map(|&(i, _)| i).unwrap_or_else(|| {
+                    section
+                        .clone()
+                        .rev()
+                        .find(|&i| !matches!(kinds[i], Kind::Blank | Kind::Comment))
+                        .unwrap_or(start)
+                });
+                inserts.push((after + 1, block));
+            }
+        }
+        None => {
+            let mut block = Vec::new();
+            if !out.is_empty() && !matches!(kinds.last(), Some(Kind::Blank)) {
+                block.push(usize::MAX); // a blank separator line
+            }
+            block.push(usize::MAX - 1); // the header
+            block.push(COMMENT);
+            block.extend(LINE..LINE + KEYS.len());
+            inserts.push((out.len(), block));
+        }
+    }
+
+    let header = format!("[{profile}]").into_bytes();
+    let mut result = Zeroizing::new(Vec::with_capacity(original.len() + 4096));
+    let mut pending = inserts.into_iter().peekable();
+    let emit_block = |result: &mut Zeroizing<Vec<u8>>, block: &[usize], last_eol: &[u8]| {
+        for (n, &item) in block.iter().enumerate() {
+            match item {
+                usize::MAX => {}
+                i if i == usize::MAX - 1 => result.extend_from_slice(&header),
+                i => result.extend_from_slice(&news[i]),
+            }
+            result.extend_from_slice(if n + 1 == block.len() {
+                last_eol
+            } else {
+                style
+            });
+        }
+    };
+    for (i, (piece, eol)) in out.iter().enumerate() {
+        while let Some((at, block)) = pending.next_if(|(at, _)| *at == i) {
+            debug_assert_eq!(at, i);
+            emit_block(&mut result, &block, style);
+        }
+        match piece {
+            Piece::Orig(line) => result.extend_from_slice(line),
+            Piece::Replaced(prefix, index) => {
+                result.extend_from_slice(prefix);
+                result.extend_from_slice(&news[*index]);
+            }
+        }
+        let is_last = i + 1 == out.len();
+        if is_last && eol.is_empty() && pending.peek().is_some() {
+            // The old last line had no newline: it gets one, and the new last line
+            // goes without, so the file still ends the way it did.
+            result.extend_from_slice(style);
+        } else {
+            result.extend_from_slice(eol);
+        }
+    }
+    for (_, block) in pending {
+        let last_eol: &[u8] = if ends_with_newline { style } else { b"" };
+        emit_block(&mut result, &block, last_eol);
+    }
+    Ok(result)
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CredentialsFileError {
+    let path = path.to_path_buf();
+    move |source| CredentialsFileError::Io { what, path, source }
+}
+
+/// How [`write_atomically`] sets the mode of the file it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Keep an existing file's mode (and owner); use this mode for a new file.
+    KeepOr(u32),
+    /// Always this mode.
+    Exactly(u32),
+}
+
+/// An exclusive advisory lock on `<file>.lock` next to `file`, released on drop.
+#[derive(Debug)]
+pub struct FileLock {
+    _file: File,
+}
+
+/// Takes the writers' lock of `file` (see the module docs), blocking until it is free.
+pub fn lock(file: &Path) -> Result<FileLock, CredentialsFileError> {
+    let mut name = file.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    let lock_path = file.with_file_name(name);
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(NEW_FILE_MODE)
+        .open(&lock_path)
+        .map_err(io("open the lock file", &lock_path))?;
+    f.lock().map_err(io("lock", &lock_path))?;
+    Ok(FileLock { _file: f })
+}
+
+/// Creates the folder of `file` (mode 0700) when it is missing.
+pub fn create_folder(file: &Path) -> Result<(), CredentialsFileError> {
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(NEW_DIR_MODE)
+            .create(dir)
+            .map_err(io("create the folder", dir)),
+        _ => Ok(()),
+    }
+}
+
+/// The file a write should replace: `path`, or the target of a symlink at `path`.
+fn resolve(path: &Path) -> Result<PathBuf, CredentialsFileError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::canonicalize(path).map_err(io("follow the symlink", path))
+        }
+        _ => Ok(path.to_path_buf()),
+    }
+}
+
+/// Replaces `path` with `data` atomically (temporary file in the same folder, fsync,
+/// rename, fsync of the folder). The caller holds the lock if it needs one.
+pub fn write_atomically(path: &Path, data: &[u8], mode: Mode) -> Result<(), CredentialsFileError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let existing = match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => {
+            return Err(CredentialsFileError::NotAFile {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io("inspect", path)(e)),
+    };
+    let final_mode = match (mode, &existing) {
+        (Mode::KeepOr(_), Some(m)) => m.permissions().mode() & 0o7777,
+        (Mode::KeepOr(new) | Mode::Exactly(new), _) => new,
+    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let (tmp_path, mut tmp) = loop {
+        let candidate = dir.join(format!(
+            ".{name}.iamra-{}-{:016x}.tmp",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&candidate)
+        {
+            Ok(f) => break (candidate, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io("create a temporary file in", &dir)(e)),
+        }
+    };
+    let result = (|| {
+        tmp.write_all(data).map_err(io("write", &tmp_path))?;
+        tmp.set_permissions(std::fs::Permissions::from_mode(final_mode))
+            .map_err(io("set the mode of", &tmp_path))?;
+        if let (Mode::KeepOr(_), Some(m)) = (mode, &existing) {
+            let ours = tmp.metadata().map_err(io("inspect", &tmp_path))?;
+            if (ours.uid(), ours.gid()) != (m.uid(), m.gid())
+                && let Err(e) = fchown(&tmp, Some(m.uid()), Some(m.gid()))
+            {
+                tracing::warn!(
+                    "cannot give {} its previous owner {}:{} back ({e}); it is now owned by this process",
+                    path.display(),
+                    m.uid(),
+                    m.gid()
+                );
+            }
+        }
+        tmp.sync_all().map_err(io("sync", &tmp_path))?;
+        std::fs::rename(&tmp_path, path).map_err(io("replace", path))?;
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io("sync the folder", &dir))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp_path);
+    }
+    result
+}
+
+/// Reads the credentials file (empty when it does not exist yet).
+fn read_existing(path: &Path) -> Result<Zeroizing<Vec<u8>>, CredentialsFileError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Zeroizing::new(vec![])),
+        Err(e) => return Err(io("read the credentials file", path)(e)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(io("read the credentials file", path))?;
+    if !meta.is_file() {
+        return Err(CredentialsFileError::NotAFile {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut data = Zeroizing::new(Vec::with_capacity(meta.len().min(MAX_FILE_SIZE) as usize));
+    file.take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut data)
+        .map_err(io("read the credentials file", path))?;
+    if data.len() as u64 > MAX_FILE_SIZE {
+        return Err(CredentialsFileError::TooLarge {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(data)
+}
+
+/// Writes `creds` into `profile` of the credentials file at `path`: creates the
+/// folder if needed, takes the lock, reads, rewrites and replaces the file.
+/// Blocking; from async code call it through `spawn_blocking`.
+pub fn write_profile(
+    path: &Path,
+    profile: &str,
+    creds: &TemporaryCredentials,
+) -> Result<(), CredentialsFileError> {
+    check_profile(profile)?;
+    create_folder(path)?;
+    let target = resolve(path)?;
+    let _lock = lock(&target)?;
+    let original = read_existing(&target)?;
+    let updated = rewrite(&original, profile, creds)?;
+    write_atomically(&target, &updated, Mode::KeepOr(NEW_FILE_MODE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn creds(n: u32) -> TemporaryCredentials {
+        TemporaryCredentials::new(
+            format!("ASIA{n}"),
+            SecretString::from(format!("secret{n}")),
+            SecretString::from(format!("token{n}")),
+            "2026-12-01T21:00:00Z".into(),
+            ::time::macros::datetime!(2026-12-01 21:00:00 UTC),
+        )
+    }
+
+    fn run(input: &str, profile: &str) -> String {
+        String::from_utf8(
+            rewrite(input.as_bytes(), profile, &creds(1))
+                .unwrap()
+                .to_vec(),
+        )
+        .unwrap()
+    }
+
+    const BLOCK: &str = "# iamra: credentials expire at 2026-12-01T21:00:00Z\naws_access_key_id = ASIA1\naws_secret_access_key = secret1\naws_session_token = token1\n";
+
+    #[test]
+    fn new_file_gets_one_section() {
+        assert_eq!(run("", "default"), format!("[default]\n{BLOCK}"));
+    }
+
+    #[test]
+    fn replaces_values_in_place_keeping_spacing_and_spelling() {
+        let input = "[default]\nregion=eu-west-1\n  AWS_Access_Key_ID=OLD ; not a comment\naws_secret_access_key   =\told\naws_session_token = x\n";
+        assert_eq!(
+            run(input, "default"),
+            "[default]\nregion=eu-west-1\n# iamra: credentials expire at 2026-12-01T21:00:00Z\n  AWS_Access_Key_ID=ASIA1\naws_secret_access_key   =\tsecret1\naws_session_token = token1\n"
+        );
+    }
+
+    #[test]
+    fn header_on_the_last_line_without_newline() {
+        assert_eq!(
+            run("[a]\nx = 1\n[default]", "default"),
+            format!("[a]\nx = 1\n[default]\n{}", BLOCK.trim_end_matches('\n'))
+        );
+    }
+
+    #[test]
+    fn crlf_is_kept_for_inserted_lines() {
+        let out = run("[default]\r\nregion = x\r\n", "default");
+        assert_eq!(
+            out,
+            format!("[default]\r\nregion = x\r\n{}", BLOCK.replace('\n', "\r\n"))
+        );
+    }
+
+    #[test]
+    fn rejects_values_and_profiles_that_would_break_the_syntax() {
+        let bad = TemporaryCredentials::new(
+            "ASIA\n[x]".into(),
+            SecretString::from("s"),
+            SecretString::from("t"),
+            "2026-12-01T21:00:00Z".into(),
+            ::time::OffsetDateTime::UNIX_EPOCH,
+        );
+        assert!(matches!(
+            rewrite(b"", "default", &bad),
+            Err(CredentialsFileError::UnsafeValue)
+        ));
+        for p in ["", " a", "a]", "[a", "a\nb", "#a"] {
+            assert!(check_profile(p).is_err(), "{p:?}");
+        }
+        check_profile("profile work").unwrap();
+    }
+
+    #[test]
+    fn path_follows_the_sdk_rules() {
+        assert_eq!(
+            path_from(None, Some("/home/u".into())).unwrap(),
+            Path::new("/home/u/.aws/credentials")
+        );
+        assert_eq!(
+            path_from(Some("~/c".into()), Some("/home/u".into())).unwrap(),
+            Path::new("/home/u/c")
+        );
+        assert_eq!(
+            path_from(Some("/etc/c".into()), None).unwrap(),
+            Path::new("/etc/c")
+        );
+        assert!(path_from(Some("".into()), None).is_err());
+    }
+}

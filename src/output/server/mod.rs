@@ -1,0 +1,593 @@
+//! `serve` output: a local credentials endpoint for programs that cannot run a
+//! process per AWS call.
+//!
+//! Wire contract (HTTP/1.1 on `--bind`:`--port`, default `127.0.0.1:9911`):
+//!
+//! | method and path | answer |
+//! |---|---|
+//! | `PUT /latest/api/token` | an IMDSv2 session token (100 characters, `text/plain`) valid for `X-aws-ec2-metadata-token-ttl-seconds` (1–21600, default 21600), echoed in that header; 400 `invalid token TTL`; 400 with `X-Forwarded-For`; 405 for other methods |
+//! | `GET /latest/meta-data/iam/security-credentials[/]` | the role name (last segment of `--role-arn`) |
+//! | `GET /latest/meta-data/iam/security-credentials/<role>[/]` | `{"AccessKeyId","SecretAccessKey","Token","Code":"Success","Type":"AWS-HMAC","Expiration","LastUpdated"}` and a newline; 404 for another role name |
+//! | `GET /latest/meta-data/iam/info[/]` | `{"Code":"Success","LastUpdated","InstanceProfileArn","InstanceProfileId"}` and a newline (synthesised from the role) |
+//! | `GET /v1/credentials` with `Authorization: <token>` | ECS container credentials `{"RoleArn","AccessKeyId","SecretAccessKey","Token","Expiration","AccountId"}` (only when an ECS token is configured) |
+//!
+//! Every IMDS `GET` needs a live token in `X-aws-ec2-metadata-token` (401 `no token
+//! provided` / `invalid token provided`, the token's remaining lifetime echoed in
+//! the TTL header); the ECS path needs the exact token (401 otherwise). Times are
+//! `YYYY-MM-DDTHH:MM:SSZ` in UTC. Once the last good credentials have expired (every
+//! refresh since has failed), both credential paths answer 503 with the reason, never
+//! stale or empty credentials. Anything else is 404. A request with an `Origin`
+//! header, or whose `Host` is not an IP address or `localhost`, is refused with 403
+//! (a web page must not reach the endpoint through DNS rebinding).
+//!
+//! Limits: headers must arrive within 5 s (idle keep-alive connections are closed
+//! after as long), at most 16 KiB of them; bodies (never needed) are read up to
+//! 4 KiB within 5 s, else 413/408; at most 1024 connections at once (more wait in
+//! the backlog); at most 256 live IMDS tokens (the one expiring first is dropped).
+//! Every accepted connection gets IP TTL / IPv6 hop limit `--hop-limit` (default 1),
+//! so that answers cannot leave the host; a non-loopback `--bind` needs
+//! `--allow-non-loopback-bind` and hop limit 1. Tokens and credentials are never
+//! logged. On shutdown the listener closes, keep-alive connections are told to
+//! close, and requests in flight get up to 5 s.
+
+pub mod ecs;
+pub mod imds;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::{Body as _, Bytes, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use secrecy::SecretString;
+use tokio::sync::{Semaphore, watch};
+
+use crate::clock::Clock;
+use crate::refresh::Snapshot;
+use crate::session::Arn;
+
+/// The default `--port`.
+pub const DEFAULT_PORT: u16 = 9911;
+
+/// Request and connection limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Time allowed for a request's headers (and for an idle keep-alive connection).
+    pub header_timeout: Duration,
+    /// Time allowed for a request's body.
+    pub body_timeout: Duration,
+    /// Largest request body read.
+    pub max_body: usize,
+    /// Largest request head (request line and headers).
+    pub max_head: usize,
+    /// Most connections served at once.
+    pub max_connections: usize,
+    /// Most live IMDS tokens.
+    pub max_tokens: usize,
+    /// Time given to requests in flight at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(5),
+            max_body: 4096,
+            max_head: 16 * 1024,
+            max_connections: 1024,
+            max_tokens: 256,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What to serve and where.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// Allow an address other than loopback (then the hop limit must be 1).
+    pub allow_non_loopback: bool,
+    /// IP TTL / IPv6 hop limit of every connection (1–255).
+    pub hop_limit: u8,
+    /// The role whose credentials are served.
+    pub role_arn: Arn,
+    /// The ECS endpoint's `Authorization` token; `None` disables that endpoint.
+    pub ecs_token: Option<SecretString>,
+    /// Limits.
+    pub limits: Limits,
+}
+
+/// The server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// A non-loopback address without the flag that allows it.
+    #[error(
+        "--bind {0} is not a loopback address: pass --allow-non-loopback-bind to listen there (with hop limit 1)"
+    )]
+    NotLoopback(std::net::IpAddr),
+    /// A non-loopback address with a hop limit above 1.
+    #[error("--hop-limit {0} cannot be used with the non-loopback --bind {1}: it must be 1 there")]
+    HopLimitNotOne(u8, std::net::IpAddr),
+    /// A hop limit of 0.
+    #[error("--hop-limit 0 is invalid: use 1 to 255")]
+    HopLimitZero,
+    /// The role ARN has no role name.
+    #[error("--role-arn {0} has no role name")]
+    NoRoleName(String),
+    /// The socket could not be set up.
+    #[error("cannot {what} on {addr}")]
+    Socket {
+        /// What failed.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The ECS token file is unusable.
+    #[error("ECS token file {} {reason}", path.display())]
+    TokenFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The role facts the IMDS answers need.
+#[derive(Debug, Clone)]
+struct Role {
+    name: String,
+    arn: String,
+    account: String,
+    instance_profile_arn: String,
+    instance_profile_id: String,
+}
+
+impl Role {
+    fn of(arn: &Arn) -> Result<Self, ServeError> {
+        let path = arn
+            .resource()
+            .strip_prefix("role/")
+            .unwrap_or(arn.resource());
+        let name = path.rsplit('/').next().unwrap_or_default();
+        if name.is_empty() {
+            return Err(ServeError::NoRoleName(arn.as_str().to_string()));
+        }
+        // There is no instance profile; name one after the role, with a stable id.
+        let digest = ring::digest::digest(&ring::digest::SHA256, arn.as_str().as_bytes());
+        const B32: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        let id: String = digest.as_ref()[..17]
+            .iter()
+            .map(|b| B32[usize::from(b % 32)] as char)
+            .collect();
+        Ok(Self {
+            name: name.to_string(),
+            arn: arn.as_str().to_string(),
+            account: arn.account().to_string(),
+            instance_profile_arn: format!(
+                "arn:{}:iam::{}:instance-profile/{path}",
+                arn.partition(),
+                arn.account()
+            ),
+            instance_profile_id: format!("AIPA{id}"),
+        })
+    }
+}
+
+/// Shared by every connection.
+struct State {
+    role: Role,
+    tokens: imds::TokenStore,
+    ecs: Option<ecs::Token>,
+    creds: watch::Receiver<Snapshot>,
+    clock: Arc<dyn Clock>,
+    limits: Limits,
+}
+
+/// A bound, not yet serving, server.
+#[derive(Debug)]
+pub struct Server {
+    listener: std::net::TcpListener,
+    local: SocketAddr,
+    config: ServerConfig,
+}
+
+fn socket_err(what: &'static str, addr: SocketAddr) -> impl FnOnce(std::io::Error) -> ServeError {
+    move |source| ServeError::Socket { what, addr, source }
+}
+
+fn set_hop_limit(sock: socket2::SockRef<'_>, v6: bool, hops: u8) -> std::io::Result<()> {
+    if v6 {
+        sock.set_unicast_hops_v6(u32::from(hops))?;
+        // A v4-mapped peer on a dual-stack socket uses the IPv4 TTL.
+        let _ = sock.set_ttl_v4(u32::from(hops));
+        Ok(())
+    } else {
+        sock.set_ttl_v4(u32::from(hops))
+    }
+}
+
+fn check_config(config: &ServerConfig, ip: std::net::IpAddr) -> Result<(), ServeError> {
+    if config.hop_limit == 0 {
+        return Err(ServeError::HopLimitZero);
+    }
+    if !ip.is_loopback() {
+        if !config.allow_non_loopback {
+            return Err(ServeError::NotLoopback(ip));
+        }
+        if config.hop_limit != 1 {
+            return Err(ServeError::HopLimitNotOne(config.hop_limit, ip));
+        }
+    }
+    Role::of(&config.role_arn)?;
+    Ok(())
+}
+
+impl Server {
+    /// Checks the configuration and binds the listening socket.
+    pub fn bind(config: ServerConfig) -> Result<Self, ServeError> {
+        let addr = config.addr;
+        check_config(&config, addr.ip())?;
+        let domain = socket2::Domain::for_address(addr);
+        let sock =
+            socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
+                .map_err(socket_err("create a socket", addr))?;
+        sock.set_reuse_address(true)
+            .map_err(socket_err("set SO_REUSEADDR", addr))?;
+        set_hop_limit(
+            socket2::SockRef::from(&sock),
+            addr.is_ipv6(),
+            config.hop_limit,
+        )
+        .map_err(socket_err("set the hop limit", addr))?;
+        sock.bind(&addr.into())
+            .map_err(socket_err("listen", addr))?;
+        sock.listen(1024).map_err(socket_err("listen", addr))?;
+        Self::from_listener(sock.into(), config)
+    }
+
+    /// Serves on a socket that is already listening (systemd socket activation).
+    /// The same address rules apply to its address.
+    pub fn from_listener(
+        listener: std::net::TcpListener,
+        config: ServerConfig,
+    ) -> Result<Self, ServeError> {
+        let local = listener
+            .local_addr()
+            .map_err(socket_err("read the address", config.addr))?;
+        check_config(&config, local.ip())?;
+        listener
+            .set_nonblocking(true)
+            .map_err(socket_err("set non-blocking mode", local))?;
+        Ok(Self {
+            listener,
+            local,
+            config,
+        })
+    }
+
+    /// The address actually bound (the port chosen for `--port 0`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The value for `AWS_EC2_METADATA_SERVICE_ENDPOINT`.
+    pub fn imds_endpoint(&self) -> String {
+        format!("http://{}/", self.local)
+    }
+
+    /// The value for `AWS_CONTAINER_CREDENTIALS_FULL_URI`, when the ECS endpoint is on.
+    pub fn ecs_uri(&self) -> Option<String> {
+        self.config
+            .ecs_token
+            .as_ref()
+            .map(|_| format!("http://{}{}", self.local, ecs::PATH))
+    }
+
+    /// Serves `creds` until `shutdown` completes, then shuts down gracefully.
+    pub async fn run(
+        self,
+        creds: watch::Receiver<Snapshot>,
+        clock: Arc<dyn Clock>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServeError> {
+        let local = self.local;
+        let listener = tokio::net::TcpListener::from_std(self.listener)
+            .map_err(socket_err("register the socket", local))?;
+        let limits = self.config.limits.clone();
+        let state = Arc::new(State {
+            role: Role::of(&self.config.role_arn)?,
+            tokens: imds::TokenStore::new(limits.max_tokens),
+            ecs: self.config.ecs_token.map(ecs::Token::new),
+            creds,
+            clock,
+            limits: limits.clone(),
+        });
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .max_buf_size(limits.max_head.max(8192))
+            .keep_alive(true);
+        let http = Arc::new(http);
+        let hop_limit = self.config.hop_limit;
+        let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut connections = tokio::task::JoinSet::new();
+        tracing::info!("serving credentials on http://{local}/");
+        tokio::pin!(shutdown);
+        loop {
+            let permit = tokio::select! {
+                () = &mut shutdown => break,
+                p = permits.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let (stream, peer) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!("accepting a connection failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            if let Err(e) =
+                set_hop_limit(socket2::SockRef::from(&stream), local.is_ipv6(), hop_limit)
+            {
+                tracing::warn!(
+                    "cannot set the hop limit on a connection from {peer}; closing it: {e}"
+                );
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let state = state.clone();
+            let http = http.clone();
+            let mut stop = stop_rx.clone();
+            connections.spawn(async move {
+                let _permit = permit;
+                let service = hyper::service::service_fn(move |req| {
+                    let state = state.clone();
+                    async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                });
+                let conn = http.serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    () = async { let _ = stop.wait_for(|s| *s).await; } => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                    }
+                }
+            });
+            while connections.try_join_next().is_some() {}
+        }
+        drop(listener);
+        let _ = stop_tx.send(true);
+        let in_flight = connections.len();
+        if tokio::time::timeout(limits.shutdown_grace, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            tracing::warn!(
+                "{} connection(s) still open after {} s; closing them",
+                connections.len(),
+                limits.shutdown_grace.as_secs()
+            );
+            connections.abort_all();
+        }
+        tracing::info!("stopped serving ({in_flight} connection(s) were open)");
+        Ok(())
+    }
+}
+
+/// The response type.
+type Resp = Response<Full<Bytes>>;
+
+/// A response with a body and content type.
+fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// A `text/plain` response; `message` gets a newline.
+fn text(status: StatusCode, message: &str) -> Resp {
+    reply(status, "text/plain; charset=utf-8", format!("{message}\n"))
+}
+
+/// Whether `Host` names this machine by address or as `localhost` (a DNS name
+/// other than that is how a rebinding web page would come in).
+fn host_is_literal(host: &[u8]) -> bool {
+    let Ok(host) = std::str::from_utf8(host) else {
+        return false;
+    };
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((v6, port)) if port.is_empty() || port.starts_with(':') => {
+                return v6.parse::<std::net::Ipv6Addr>().is_ok();
+            }
+            _ => return false,
+        }
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
+/// Why the credentials cannot be served, for a 503.
+fn unavailable_reason(snapshot: &Snapshot) -> String {
+    let when = snapshot
+        .next_refresh
+        .map(|t| format!("; next attempt at {}", super::utc_seconds(t)))
+        .unwrap_or_default();
+    let error = snapshot
+        .last_error
+        .as_deref()
+        .unwrap_or("no refresh has succeeded");
+    match &snapshot.credentials {
+        Some(c) => format!(
+            "no valid credentials: the last ones expired at {} and refreshing them failed: {error}{when}",
+            super::utc_seconds(c.expires_at())
+        ),
+        None => format!("no credentials yet: {error}{when}"),
+    }
+}
+
+async fn handle(state: &State, req: Request<Incoming>) -> Resp {
+    let (parts, body) = req.into_parts();
+    if parts.headers.contains_key(header::ORIGIN) {
+        return text(
+            StatusCode::FORBIDDEN,
+            "requests from web pages (with an Origin header) are refused",
+        );
+    }
+    if let Some(host) = parts.headers.get(header::HOST)
+        && !host_is_literal(host.as_bytes())
+    {
+        return text(
+            StatusCode::FORBIDDEN,
+            "the Host header must be an IP address or localhost",
+        );
+    }
+    if !body.is_end_stream() {
+        let too_large = body
+            .size_hint()
+            .upper()
+            .is_some_and(|n| n > state.limits.max_body as u64);
+        let read = async {
+            if too_large {
+                return Err(StatusCode::PAYLOAD_TOO_LARGE);
+            }
+            Limited::new(body, state.limits.max_body)
+                .collect()
+                .await
+                .map(|_| ())
+                .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE)
+        };
+        let outcome = tokio::time::timeout(state.limits.body_timeout, read)
+            .await
+            .unwrap_or(Err(StatusCode::REQUEST_TIMEOUT));
+        if let Err(status) = outcome {
+            let mut r = text(
+                status,
+                if status == StatusCode::REQUEST_TIMEOUT {
+                    "the request body did not arrive in time"
+                } else {
+                    "request body too large"
+                },
+            );
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return r;
+        }
+    }
+    let path = parts.uri.path();
+    let response = if let Some(r) = imds::handle(state, &parts) {
+        r
+    } else if let Some(r) = ecs::handle(state, &parts) {
+        r
+    } else {
+        text(StatusCode::NOT_FOUND, "not found")
+    };
+    tracing::debug!(method = %parts.method, path, status = response.status().as_u16(), "request");
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_must_be_an_address_or_localhost() {
+        for ok in [
+            "127.0.0.1",
+            "127.0.0.1:9911",
+            "[::1]:9911",
+            "[::1]",
+            "localhost:1",
+            "10.0.0.5",
+        ] {
+            assert!(host_is_literal(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:9911",
+            "[::1",
+            "127.0.0.1.nip.io",
+            "",
+        ] {
+            assert!(!host_is_literal(bad.as_bytes()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn role_facts_come_from_the_arn() {
+        let arn = Arn::parse(
+            crate::session::ArnKind::Role,
+            "arn:aws:iam::123456789012:role/path/to/MyRole",
+        )
+        .unwrap();
+        let r = Role::of(&arn).unwrap();
+        assert_eq!(r.name, "MyRole");
+        assert_eq!(
+            r.instance_profile_arn,
+            "arn:aws:iam::123456789012:instance-profile/path/to/MyRole"
+        );
+        assert_eq!(r.instance_profile_id.len(), 21);
+        assert!(r.instance_profile_id.starts_with("AIPA"));
+    }
+
+    #[test]
+    fn non_loopback_needs_the_flag_and_hop_limit_one() {
+        let arn = Arn::parse(
+            crate::session::ArnKind::Role,
+            "arn:aws:iam::123456789012:role/r",
+        )
+        .unwrap();
+        let mut c = ServerConfig {
+            addr: "10.1.2.3:9911".parse().unwrap(),
+            allow_non_loopback: false,
+            hop_limit: 1,
+            role_arn: arn,
+            ecs_token: None,
+            limits: Limits::default(),
+        };
+        let ip = c.addr.ip();
+        assert!(matches!(
+            check_config(&c, ip),
+            Err(ServeError::NotLoopback(_))
+        ));
+        c.allow_non_loopback = true;
+        check_config(&c, ip).unwrap();
+        c.hop_limit = 2;
+        assert!(matches!(
+            check_config(&c, ip),
+            Err(ServeError::HopLimitNotOne(2, _))
+        ));
+        check_config(&c, "::1".parse().unwrap()).unwrap();
+        c.hop_limit = 0;
+        assert!(matches!(
+            check_config(&c, "::1".parse().unwrap()),
+            Err(ServeError::HopLimitZero)
+        ));
+    }
+}

@@ -1,0 +1,1309 @@
+//! `iamra serve`: the IMDSv2 and ECS routes over real HTTP, errors, limits, faults
+//! during refresh, certificate rotation, shutdown, secret hygiene, and boto3 as a
+//! real client. Also the helpers `update.rs` shares (daemons, HTTP, boto3 venv).
+
+use std::io::{BufRead as _, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// Generous limit for something that happens within seconds (a hang guard, not a
+/// timing assertion).
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Polls `f` every 50 ms until it returns `Some`.
+#[track_caller]
+pub(crate) fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < PATIENCE, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The `iamra` command with a clean environment (as `common::iamra` does).
+pub(crate) fn iamra_command(args: &[String], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iamra"));
+    cmd.args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null());
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("IAMRA_")
+            || k.starts_with("AWS_")
+            || k.to_ascii_lowercase().ends_with("_proxy")
+            || k == "RUST_LOG"
+        {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("IAMRA_NO_CACHE", "true");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// A long-running `iamra` (serve or update), stopped with SIGTERM or killed on drop.
+pub(crate) struct Daemon {
+    child: Child,
+    /// The first stdout lines (serve prints its endpoints).
+    pub lines: Vec<String>,
+    stderr: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts `iamra ARGS` and reads `lines` stdout lines; `Err(stderr)` when it
+    /// exits before printing them.
+    pub(crate) fn start(
+        args: &[String],
+        env: &[(&str, &str)],
+        lines: usize,
+    ) -> Result<Daemon, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let stderr = dir.path().join("stderr");
+        let mut child = iamra_command(args, env)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("start iamra");
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut read = Vec::new();
+        for _ in 0..lines {
+            let mut line = String::new();
+            if out.read_line(&mut line).unwrap_or(0) == 0 {
+                let _ = child.wait();
+                return Err(std::fs::read_to_string(&stderr).unwrap_or_default());
+            }
+            read.push(line.trim_end().to_string());
+        }
+        Ok(Daemon {
+            child,
+            lines: read,
+            stderr,
+            _dir: dir,
+        })
+    }
+
+    /// Everything written to stderr so far.
+    pub(crate) fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Sends `signal` (TERM, INT) and waits for the exit.
+    pub(crate) fn stop_with(mut self, signal: &str) -> (ExitStatus, String) {
+        let ok = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{signal}");
+        let status = self.child.wait().unwrap();
+        let stderr = self.stderr();
+        (status, stderr)
+    }
+
+    /// SIGTERM, then the exit status and stderr.
+    pub(crate) fn stop(self) -> (ExitStatus, String) {
+        self.stop_with("TERM")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP answer.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `raw` on a new connection and reads the whole answer.
+pub(crate) fn http_raw(addr: &str, raw: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(raw).unwrap();
+    let mut data = Vec::new();
+    let _ = s.read_to_end(&mut data);
+    let text = String::from_utf8_lossy(&data).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// `METHOD path` with `headers` (a `Host` is added unless given).
+pub(crate) fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("Connection: close\r\n\r\n");
+    http_raw(addr, req.as_bytes())
+}
+
+/// Credential flags for the endpoint and a certificate of the test PKI.
+pub(crate) fn credential_flags(ep: &Endpoint, cert: &Path, key: Option<&Path>) -> Vec<String> {
+    let mut f = vec![
+        "--certificate".to_string(),
+        cert.display().to_string(),
+        "--intermediates".into(),
+        td("chain.pem").display().to_string(),
+        "--session-duration".into(),
+        "900".into(),
+    ];
+    if let Some(k) = key {
+        f.extend(["--private-key".into(), k.display().to_string()]);
+    }
+    f.extend(ep.flags());
+    f
+}
+
+/// A running `serve` with its IMDS address.
+pub(crate) struct Served {
+    pub daemon: Daemon,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+}
+
+/// Starts `serve --port 0` against `ep` with the RSA test identity plus `extra`.
+pub(crate) fn serve(ep: &Endpoint, extra: &[&str], env: &[(&str, &str)], lines: usize) -> Served {
+    let mut args = vec!["serve".to_string(), "--port".into(), "0".into()];
+    args.extend(credential_flags(ep, &td("rsa2048/combined.pem"), None));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let daemon = Daemon::start(&args, env, lines).unwrap_or_else(|e| panic!("serve failed: {e}"));
+    let url = daemon.lines[0]
+        .strip_prefix("export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://")
+        .unwrap_or_else(|| panic!("unexpected first line {:?}", daemon.lines[0]))
+        .trim_end_matches('/')
+        .to_string();
+    Served { daemon, addr: url }
+}
+
+/// A fresh IMDS token.
+pub(crate) fn imds_token(addr: &str) -> String {
+    let r = http(
+        addr,
+        "PUT",
+        "/latest/api/token",
+        &[("X-aws-ec2-metadata-token-ttl-seconds", "600")],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    r.body
+}
+
+/// The IMDS credentials document.
+pub(crate) fn imds_credentials(addr: &str, token: &str) -> serde_json::Value {
+    let r = http(
+        addr,
+        "GET",
+        "/latest/meta-data/iam/security-credentials/iamra-test-role",
+        &[("X-aws-ec2-metadata-token", token)],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    serde_json::from_str(&r.body).unwrap()
+}
+
+/// The endpoint's request log, read while it may be appending (a line being
+/// written is left for the next read).
+pub(crate) fn log_entries(ep: &Endpoint) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(&ep.log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The serials of the certificates the endpoint saw, in request order.
+pub(crate) fn serials(ep: &Endpoint) -> Vec<String> {
+    let mut r = log_entries(ep);
+    r.sort_by_key(|v| v["n"].as_u64());
+    r.iter()
+        .map(|v| v["serial"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The decimal serial of a certificate file.
+pub(crate) fn serial_of(cert: &Path) -> String {
+    let out = iamra(
+        &[
+            "read-certificate-data",
+            "--certificate",
+            &cert.display().to_string(),
+        ],
+        &[],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["serialNumber"].to_string().trim_matches('"').to_string()
+}
+
+// ---------------------------------------------------------------------------------
+// boto3
+
+static VENV: std::sync::Mutex<Option<Result<PathBuf, String>>> = std::sync::Mutex::new(None);
+
+/// The Python of a virtual environment with boto3 from PyPI, made once per build
+/// folder. `None` (after saying why) when pip cannot install it outside CI; under
+/// `CI=true` that is a failure.
+pub(crate) fn boto3_python() -> Option<PathBuf> {
+    let mut guard = VENV.lock().unwrap_or_else(|p| p.into_inner());
+    let result = guard.get_or_insert_with(|| {
+        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("boto3-venv");
+        let python = venv.join("bin/python");
+        let ready = venv.join(".boto3-ready");
+        if ready.exists() {
+            return Ok(python);
+        }
+        let run = |cmd: &mut Command| -> Result<(), String> {
+            let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{cmd:?} failed: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ))
+            }
+        };
+        let _ = std::fs::remove_dir_all(&venv);
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(Command::new(&python).args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "boto3",
+        ]))?;
+        run(Command::new(&python).args(["-c", "import boto3"]))?;
+        std::fs::write(&ready, "").map_err(|e| e.to_string())?;
+        Ok(python)
+    });
+    match result {
+        Ok(p) => Some(p.clone()),
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true and boto3 could not be installed from PyPI: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipping a boto3 test: boto3 could not be installed from PyPI: {e}");
+            None
+        }
+    }
+}
+
+const BOTO3_SCRIPT: &str = r#"
+import json, boto3
+c = boto3.session.Session().get_credentials()
+if c is None:
+    raise SystemExit("botocore found no credentials")
+f = c.get_frozen_credentials()
+print(json.dumps({"method": c.method, "access_key": f.access_key,
+                  "secret_key": f.secret_key, "token": f.token}))
+"#;
+
+/// Runs botocore's credential chain in a clean environment plus `env`; returns what
+/// it found.
+pub(crate) fn boto3_credentials(
+    python: &Path,
+    home: &Path,
+    env: &[(&str, &str)],
+) -> serde_json::Value {
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", BOTO3_SCRIPT])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("AWS_CONFIG_FILE", home.join("no-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"))
+        .env("BOTO_CONFIG", home.join("no-boto-config"))
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("IAMRA_NO_CACHE", "true");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "botocore failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+// ---------------------------------------------------------------------------------
+// Routes and errors
+
+#[test]
+fn serve_answers_the_imds_routes_exactly() {
+    let ep = Endpoint::start_with(&["--max-duration", "900"]);
+    let s = serve(&ep, &[], &[], 1);
+    let a = s.addr.as_str();
+
+    let r = http(
+        a,
+        "PUT",
+        "/latest/api/token",
+        &[("X-aws-ec2-metadata-token-ttl-seconds", "60")],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 100);
+    assert_eq!(r.header("x-aws-ec2-metadata-token-ttl-seconds"), Some("60"));
+    let token = r.body;
+    let r = http(a, "PUT", "/latest/api/token", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("x-aws-ec2-metadata-token-ttl-seconds"),
+        Some("21600")
+    );
+
+    let listing = http(
+        a,
+        "GET",
+        "/latest/meta-data/iam/security-credentials/",
+        &[("X-aws-ec2-metadata-token", &token)],
+    );
+    assert_eq!(
+        (listing.status, listing.body.as_str()),
+        (200, "iamra-test-role")
+    );
+    let ttl: u64 = listing
+        .header("x-aws-ec2-metadata-token-ttl-seconds")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&ttl));
+    for path in [
+        "/latest/meta-data/iam/security-credentials",
+        "/latest/meta-data/iam/security-credentials/",
+    ] {
+        let r = http(a, "GET", path, &[("X-aws-ec2-metadata-token", &token)]);
+        assert_eq!(r.body, "iamra-test-role");
+    }
+
+    for path in [
+        "/latest/meta-data/iam/security-credentials/iamra-test-role",
+        "/latest/meta-data/iam/security-credentials/iamra-test-role/",
+    ] {
+        let r = http(a, "GET", path, &[("X-aws-ec2-metadata-token", &token)]);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert!(r.body.ends_with("}\n"));
+        let keys: Vec<String> =
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&r.body)
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+        let mut in_order = keys.clone();
+        in_order.sort_by_key(|k| r.body.find(&format!("\"{k}\"")));
+        assert_eq!(
+            in_order,
+            [
+                "AccessKeyId",
+                "SecretAccessKey",
+                "Token",
+                "Code",
+                "Type",
+                "Expiration",
+                "LastUpdated"
+            ]
+        );
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["Code"], "Success");
+        assert_eq!(v["Type"], "AWS-HMAC");
+        assert!(v["AccessKeyId"].as_str().unwrap().starts_with("ASIA"));
+        for k in ["Expiration", "LastUpdated"] {
+            let t = v[k].as_str().unwrap();
+            assert_eq!(t.len(), 20, "{k} {t}");
+            assert!(t.ends_with('Z'));
+        }
+    }
+
+    let info = http(
+        a,
+        "GET",
+        "/latest/meta-data/iam/info",
+        &[("X-aws-ec2-metadata-token", &token)],
+    );
+    assert_eq!(info.status, 200);
+    let v: serde_json::Value = serde_json::from_str(&info.body).unwrap();
+    assert_eq!(v["Code"], "Success");
+    assert_eq!(
+        v["InstanceProfileArn"],
+        "arn:aws:iam::123456789012:instance-profile/iamra-test-role"
+    );
+    assert!(v["InstanceProfileId"].as_str().unwrap().starts_with("AIPA"));
+
+    // Many requests, one CreateSession.
+    for _ in 0..50 {
+        imds_credentials(a, &token);
+    }
+    assert_eq!(log_entries(&ep).len(), 1);
+    let (status, _) = s.daemon.stop();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn serve_refuses_bad_imds_requests_with_clear_answers() {
+    let ep = Endpoint::start_with(&["--max-duration", "900"]);
+    let s = serve(&ep, &[], &[], 1);
+    let a = s.addr.as_str();
+    let token = imds_token(a);
+    let creds = "/latest/meta-data/iam/security-credentials/iamra-test-role";
+    let cases: Vec<(Reply, u16, &str)> = vec![
+        (
+            http(
+                a,
+                "PUT",
+                "/latest/api/token",
+                &[("X-aws-ec2-metadata-token-ttl-seconds", "0")],
+            ),
+            400,
+            "invalid token TTL\n",
+        ),
+        (
+            http(
+                a,
+                "PUT",
+                "/latest/api/token",
+                &[("X-aws-ec2-metadata-token-ttl-seconds", "21601")],
+            ),
+            400,
+            "invalid token TTL\n",
+        ),
+        (
+            http(
+                a,
+                "PUT",
+                "/latest/api/token",
+                &[("X-aws-ec2-metadata-token-ttl-seconds", "ten")],
+            ),
+            400,
+            "invalid token TTL\n",
+        ),
+        (
+            http(
+                a,
+                "PUT",
+                "/latest/api/token",
+                &[("X-Forwarded-For", "203.0.113.7")],
+            ),
+            400,
+            "unable to process requests with X-Forwarded-For header\n",
+        ),
+        (
+            http(a, "GET", "/latest/api/token", &[]),
+            405,
+            "method not allowed\n",
+        ),
+        (http(a, "GET", creds, &[]), 401, "no token provided\n"),
+        (
+            http(a, "GET", creds, &[("X-aws-ec2-metadata-token", "nope")]),
+            401,
+            "invalid token provided\n",
+        ),
+        (
+            http(a, "GET", "/latest/meta-data/iam/info", &[]),
+            401,
+            "no token provided\n",
+        ),
+        (
+            http(a, "POST", creds, &[("X-aws-ec2-metadata-token", &token)]),
+            405,
+            "method not allowed\n",
+        ),
+        (
+            http(
+                a,
+                "GET",
+                "/latest/meta-data/iam/security-credentials/other-role",
+                &[("X-aws-ec2-metadata-token", &token)],
+            ),
+            404,
+            "not found\n",
+        ),
+        (
+            http(
+                a,
+                "GET",
+                "/latest/meta-data/ami-id",
+                &[("X-aws-ec2-metadata-token", &token)],
+            ),
+            404,
+            "not found\n",
+        ),
+        (http(a, "GET", "/", &[]), 404, "not found\n"),
+        // The ECS endpoint is off without a token.
+        (
+            http(a, "GET", "/v1/credentials", &[("Authorization", "x")]),
+            404,
+            "not found\n",
+        ),
+        (
+            http(
+                a,
+                "GET",
+                creds,
+                &[
+                    ("X-aws-ec2-metadata-token", &token),
+                    ("Host", "rebind.example:9911"),
+                ],
+            ),
+            403,
+            "the Host header must be an IP address or localhost\n",
+        ),
+        (
+            http(
+                a,
+                "PUT",
+                "/latest/api/token",
+                &[("Origin", "http://rebind.example")],
+            ),
+            403,
+            "requests from web pages (with an Origin header) are refused\n",
+        ),
+        (
+            http_raw(
+                a,
+                format!(
+                    "PUT /latest/api/token HTTP/1.1\r\nHost: {a}\r\nContent-Length: 100000\r\n\r\n"
+                )
+                .as_bytes(),
+            ),
+            413,
+            "request body too large\n",
+        ),
+    ];
+    for (i, (r, status, body)) in cases.iter().enumerate() {
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (*status, *body),
+            "case {i}: {r:?}"
+        );
+        assert!(
+            !r.body.contains("ASIA"),
+            "case {i}: no credentials in errors"
+        );
+    }
+    assert_eq!(cases[4].0.header("allow"), Some("PUT"));
+    assert_eq!(cases[8].0.header("allow"), Some("GET"));
+    // Huge headers are refused by the HTTP layer.
+    let big = "x".repeat(20_000);
+    let r = http(
+        a,
+        "GET",
+        creds,
+        &[("X-aws-ec2-metadata-token", &token), ("X-Big", &big)],
+    );
+    assert_eq!(r.status, 431, "{r:?}");
+    // Still serving afterwards.
+    imds_credentials(a, &token);
+}
+
+#[test]
+fn serve_ecs_endpoint_needs_the_token_from_the_file() {
+    let ep = Endpoint::start_with(&["--max-duration", "900"]);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("run/iamra/token");
+    let s = serve(
+        &ep,
+        &["--ecs-token-file", token_file.to_str().unwrap()],
+        &[],
+        3,
+    );
+    let a = s.addr.as_str();
+    assert_eq!(
+        s.daemon.lines[1..],
+        [
+            format!("export AWS_CONTAINER_CREDENTIALS_FULL_URI=http://{a}/v1/credentials"),
+            format!(
+                "export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE={}",
+                token_file.display()
+            ),
+        ]
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&token_file), 0o600);
+    assert_eq!(mode(token_file.parent().unwrap()), 0o700);
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    assert_eq!(token.len(), 43);
+    assert!(!token.contains('\n'));
+
+    let r = http(a, "GET", "/v1/credentials", &[]);
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            401,
+            "{\"code\":\"Unauthorized\",\"message\":\"no Authorization header\"}\n"
+        )
+    );
+    let r = http(
+        a,
+        "GET",
+        "/v1/credentials",
+        &[("Authorization", "wrong-token-of-some-length")],
+    );
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            401,
+            "{\"code\":\"Unauthorized\",\"message\":\"invalid Authorization token\"}\n"
+        )
+    );
+    let r = http(a, "POST", "/v1/credentials", &[("Authorization", &token)]);
+    assert_eq!(r.status, 405);
+    let r = http(a, "GET", "/v1/credentials", &[("Authorization", &token)]);
+    assert_eq!(r.status, 200, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["RoleArn"], ROLE_ARN);
+    assert_eq!(v["AccountId"], "123456789012");
+    let imds = imds_credentials(a, &imds_token(a));
+    for k in ["AccessKeyId", "SecretAccessKey", "Token", "Expiration"] {
+        assert_eq!(
+            v[k], imds[k],
+            "{k}: both endpoints serve the same credentials"
+        );
+    }
+    drop(s);
+
+    // A token supplied by the operator.
+    std::fs::write(
+        dir.path().join("given"),
+        "operator-chosen-token-0123456789\n",
+    )
+    .unwrap();
+    let s = serve(
+        &ep,
+        &[
+            "--ecs-token-from-file",
+            dir.path().join("given").to_str().unwrap(),
+        ],
+        &[],
+        3,
+    );
+    let r = http(
+        &s.addr,
+        "GET",
+        "/v1/credentials",
+        &[("Authorization", "operator-chosen-token-0123456789")],
+    );
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn serve_refuses_unsafe_or_impossible_configurations() {
+    let ep = Endpoint::start_with(&["--max-duration", "900"]);
+    let run = |extra: &[&str]| {
+        let mut args = vec!["serve".to_string()];
+        args.extend(credential_flags(&ep, &td("rsa2048/combined.pem"), None));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        iamra(&args, &[])
+    };
+    assert_fails_with(
+        &run(&["--bind", "192.0.2.10"]),
+        "iamra: error: --bind 192.0.2.10 is not a loopback address: pass --allow-non-loopback-bind to listen there (with hop limit 1)\n",
+    );
+    assert_fails_with(
+        &run(&[
+            "--bind",
+            "0.0.0.0",
+            "--allow-non-loopback-bind",
+            "--hop-limit",
+            "2",
+        ]),
+        "iamra: error: --hop-limit 2 cannot be used with the non-loopback --bind 0.0.0.0: it must be 1 there\n",
+    );
+    assert_fails_with(
+        &run(&["--refresh-before", "15m"]),
+        "iamra: error: --refresh-before 900s must be shorter than --session-duration 900\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t"), "short").unwrap();
+    let t = dir.path().join("t").display().to_string();
+    assert_fails_with(
+        &run(&["--port", "0", "--ecs-token-from-file", &t]),
+        &format!("iamra: error: ECS token file {t} must hold a token of 16 to 4096 characters\n"),
+    );
+    // A port in use.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let out = run(&["--port", &port]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "iamra: error: cannot listen on 127.0.0.1:{port}: "
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.ends_with("iamra: hint: another process listens there (an earlier iamra serve, or aws_signing_helper serve?): stop it or pick another --port\n"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        log_entries(&ep).is_empty(),
+        "nothing was sent for a local error"
+    );
+}
+
+#[test]
+fn serve_fails_fast_when_the_first_credentials_cannot_be_had() {
+    let ep = Endpoint::start_with(&["--max-duration", "900", "--fault", "always:access-denied"]);
+    let mut args = vec!["serve".to_string(), "--port".into(), "0".into()];
+    args.extend(credential_flags(&ep, &td("rsa2048/combined.pem"), None));
+    let err = Daemon::start(&args, &[], 1)
+        .err()
+        .expect("serve must not start");
+    let err = err.replace(char::is_numeric, "#");
+    assert!(
+        err.starts_with("iamra: error: CreateSession failed: AccessDeniedException: Untrusted Signing Certificate (HTTP ###, request id "),
+        "{err}"
+    );
+    assert_eq!(log_entries(&ep).len(), 1);
+}
+
+#[test]
+fn serve_listens_on_ipv6_loopback() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipping: no IPv6 loopback on this machine");
+        return;
+    }
+    let ep = Endpoint::start_with(&["--max-duration", "900"]);
+    let s = serve(&ep, &["--bind", "::1"], &[], 1);
+    assert!(s.addr.starts_with("[::1]:"), "{}", s.addr);
+    let token = imds_token(&s.addr);
+    imds_credentials(&s.addr, &token);
+}
+
+#[test]
+fn serve_stops_cleanly_on_sigterm_and_sigint() {
+    let ep = Endpoint::start_with(&["--max-duration", "900"]);
+    for signal in ["TERM", "INT"] {
+        let s = serve(&ep, &[], &[], 1);
+        // An idle keep-alive connection does not hold the shutdown up.
+        let mut idle = TcpStream::connect(&s.addr).unwrap();
+        idle.write_all(
+            format!("PUT /latest/api/token HTTP/1.1\r\nHost: {}\r\n\r\n", s.addr).as_bytes(),
+        )
+        .unwrap();
+        let mut buf = [0u8; 512];
+        let _ = idle.read(&mut buf).unwrap();
+        let (status, stderr) = s.daemon.stop_with(signal);
+        assert_eq!(status.code(), Some(0), "{signal}: {stderr}");
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The server as a library: expiry, limits
+
+mod library {
+    use super::*;
+    use iamra::credentials::TemporaryCredentials;
+    use iamra::output::server::{Limits, Server, ServerConfig};
+    use iamra::refresh::Snapshot;
+    use iamra::session::{Arn, ArnKind};
+    use secrecy::SecretString;
+    use tokio::sync::watch;
+
+    fn creds(expires_in: i64) -> Arc<TemporaryCredentials> {
+        let at = ::time::OffsetDateTime::now_utc() + ::time::Duration::seconds(expires_in);
+        Arc::new(TemporaryCredentials::new(
+            "ASIALIBRARYTEST".into(),
+            SecretString::from("library-secret"),
+            SecretString::from("library-token"),
+            String::new(),
+            at,
+        ))
+    }
+
+    /// Runs a server on 127.0.0.1:0 over `rx` for the duration of `body`.
+    fn with_server(rx: watch::Receiver<Snapshot>, limits: Limits, body: impl FnOnce(&str)) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let server = rt.block_on(async {
+            Server::bind(ServerConfig {
+                addr: "127.0.0.1:0".parse().unwrap(),
+                allow_non_loopback: false,
+                hop_limit: 1,
+                role_arn: Arn::parse(ArnKind::Role, ROLE_ARN).unwrap(),
+                ecs_token: Some(SecretString::from("library-ecs-token-0123456789")),
+                limits,
+            })
+            .unwrap()
+        });
+        let addr = server.local_addr().to_string();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = rt.spawn(server.run(rx, Arc::new(iamra::clock::SystemClock), async {
+            let _ = stopped.await;
+        }));
+        body(&addr);
+        let _ = stop.send(());
+        rt.block_on(task).unwrap().unwrap();
+    }
+
+    #[test]
+    fn expired_credentials_are_a_503_with_the_reason_never_a_success() {
+        let snapshot = Snapshot {
+            credentials: Some(creds(-5)),
+            obtained_at: Some(::time::OffsetDateTime::now_utc()),
+            generation: 1,
+            last_error: Some(
+                "cannot reach https://ra.example/sessions after 3 attempt(s): connection refused"
+                    .into(),
+            ),
+            next_refresh: Some(::time::macros::datetime!(2030-01-01 00:00:00 UTC)),
+        };
+        let (tx, rx) = watch::channel(snapshot);
+        with_server(rx, Limits::default(), |a| {
+            let token = imds_token(a);
+            let path = "/latest/meta-data/iam/security-credentials/iamra-test-role";
+            let r = http(a, "GET", path, &[("X-aws-ec2-metadata-token", &token)]);
+            assert_eq!(r.status, 503);
+            assert!(
+                r.body
+                    .starts_with("no valid credentials: the last ones expired at "),
+                "{}",
+                r.body
+            );
+            assert!(r.body.ends_with(" and refreshing them failed: cannot reach https://ra.example/sessions after 3 attempt(s): connection refused; next attempt at 2030-01-01T00:00:00Z\n"), "{}", r.body);
+            assert!(!r.body.contains("library-secret") && !r.body.contains("Success"));
+            let e = http(
+                a,
+                "GET",
+                "/v1/credentials",
+                &[("Authorization", "library-ecs-token-0123456789")],
+            );
+            assert_eq!(e.status, 503);
+            let v: serde_json::Value = serde_json::from_str(&e.body).unwrap();
+            assert_eq!(v["code"], "CredentialsUnavailable");
+            // A refresh succeeds: served again at once.
+            tx.send_modify(|s| {
+                s.credentials = Some(creds(600));
+                s.last_error = None;
+            });
+            let r = http(a, "GET", path, &[("X-aws-ec2-metadata-token", &token)]);
+            assert_eq!(r.status, 200);
+            assert!(r.body.contains("\"SecretAccessKey\":\"library-secret\""));
+            // No credentials at all (never the case for the CLI, which fails fast).
+            tx.send_modify(|s| s.credentials = None);
+            let r = http(a, "GET", path, &[("X-aws-ec2-metadata-token", &token)]);
+            assert_eq!(r.status, 503);
+            assert!(r.body.starts_with("no credentials yet: "), "{}", r.body);
+        });
+    }
+
+    #[test]
+    fn slow_requests_are_cut_off() {
+        let (_tx, rx) = watch::channel(Snapshot {
+            credentials: Some(creds(600)),
+            ..Snapshot::default()
+        });
+        let limits = Limits {
+            header_timeout: Duration::from_millis(300),
+            body_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        with_server(rx, limits, |a| {
+            // Headers that never finish: the connection is closed.
+            let mut s = TcpStream::connect(a).unwrap();
+            s.set_read_timeout(Some(PATIENCE)).unwrap();
+            s.write_all(b"GET /latest/api/token HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+                .unwrap();
+            let mut buf = Vec::new();
+            let _ = s.read_to_end(&mut buf);
+            let text = String::from_utf8_lossy(&buf);
+            assert!(
+                text.is_empty() || text.starts_with("HTTP/1.1 408"),
+                "{text}"
+            );
+            // A body that never arrives: 408.
+            let mut s = TcpStream::connect(a).unwrap();
+            s.set_read_timeout(Some(PATIENCE)).unwrap();
+            s.write_all(b"PUT /latest/api/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\nab")
+                .unwrap();
+            let mut buf = Vec::new();
+            let _ = s.read_to_end(&mut buf);
+            let text = String::from_utf8_lossy(&buf);
+            assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+            // A chunked body over the limit: 413.
+            let mut req = b"PUT /latest/api/token HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            for _ in 0..3 {
+                req.extend_from_slice(format!("800\r\n{}\r\n", "x".repeat(0x800)).as_bytes());
+            }
+            req.extend_from_slice(b"0\r\n\r\n");
+            let r = http_raw(a, &req);
+            assert_eq!(r.status, 413);
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Refresh under faults, rotation
+
+#[test]
+fn serve_keeps_the_last_good_credentials_through_faults_and_recovers() {
+    // Request 1 (start) succeeds; the first refresh meets 500, 429 and a dropped
+    // connection (the client's three attempts), the second a slow answer (timeout),
+    // then the endpoint is healthy again.
+    let ep = Endpoint::start_with(&[
+        "--max-duration",
+        "900",
+        "--fault",
+        "ok",
+        "--fault",
+        "500",
+        "--fault",
+        "429",
+        "--fault",
+        "drop",
+        "--fault",
+        "delay:4000",
+    ]);
+    let s = serve(
+        &ep,
+        &[
+            "--refresh-before",
+            "897s",
+            "--timeout",
+            "1",
+            "--max-attempts",
+            "3",
+        ],
+        &[],
+        1,
+    );
+    let a = s.addr.as_str();
+    let token = imds_token(a);
+    let first = imds_credentials(a, &token);
+    let mut gets = 0;
+    let recovered = wait_for("a refresh to succeed after the faults", || {
+        let c = imds_credentials(a, &token);
+        gets += 1;
+        (c["AccessKeyId"] != first["AccessKeyId"]).then_some(c)
+    });
+    assert_ne!(recovered["SecretAccessKey"], first["SecretAccessKey"]);
+    // Requests 1 to 4 as planned; the slow one (5) is logged only if the endpoint
+    // finished it before the client hung up; 6 succeeded.
+    let log = log_entries(&ep);
+    let fault = |n: u64| {
+        log.iter()
+            .find(|v| v["n"] == n)
+            .map(|v| v["fault"].as_str().unwrap_or("none").to_string())
+    };
+    let first_four: Vec<Option<String>> = (1..=4).map(fault).collect();
+    assert_eq!(
+        first_four,
+        [
+            Some("none".into()),
+            Some("500".into()),
+            Some("429".into()),
+            Some("drop".into())
+        ]
+    );
+    assert!(fault(5).is_none_or(|f| f == "delay:4000"));
+    let sixth = log.iter().find(|v| v["n"] == 6).expect("request 6");
+    assert_eq!(
+        (sixth["status"].as_u64(), sixth["fault"].is_null()),
+        (Some(201), true)
+    );
+    assert!(
+        log.len() < gets / 2,
+        "{} CreateSession requests for {gets} client requests: one per refresh attempt, not per client request",
+        log.len()
+    );
+    let (status, stderr) = s.daemon.stop();
+    assert!(status.success());
+    assert!(
+        stderr.contains("iamra: warning: refresh failed (attempt 1); the credentials valid until "),
+        "{stderr}"
+    );
+    assert!(stderr.contains("retrying in "), "{stderr}");
+}
+
+#[test]
+fn serve_retries_a_permanent_failure_slowly_and_keeps_serving() {
+    let ep = Endpoint::start_with(&[
+        "--max-duration",
+        "900",
+        "--fault",
+        "ok",
+        "--fault",
+        "always:access-denied",
+    ]);
+    let s = serve(&ep, &["--refresh-before", "898s"], &[], 1);
+    let a = s.addr.as_str();
+    let token = imds_token(a);
+    let first = imds_credentials(a, &token);
+    wait_for("the refresh to fail", || {
+        (log_entries(&ep).len() >= 2).then_some(())
+    });
+    let stderr = wait_for("the error to be logged", || {
+        let e = s.daemon.stderr();
+        e.contains("iamra: error: refresh failed").then_some(e)
+    });
+    assert!(stderr.contains("iamra: error: refresh failed (attempt 1), and retrying will not help until the configuration, the certificate or the role is fixed; the credentials valid until "), "{stderr}");
+    assert!(stderr.contains(": CreateSession failed: AccessDeniedException: Untrusted Signing Certificate (HTTP 403, request id "), "{stderr}");
+    // Still the first credentials, and no fast retry loop.
+    for _ in 0..20 {
+        assert_eq!(
+            imds_credentials(a, &token)["AccessKeyId"],
+            first["AccessKeyId"]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(log_entries(&ep).len(), 2);
+}
+
+/// Copies `dir`'s certificate and key to `to` as cert.pem and key.pem, replacing
+/// them atomically (new name, then rename), certificate first.
+pub(crate) fn install_identity(dir: &str, to: &Path) {
+    for (from, name) in [("cert.pem", "cert.pem"), ("key.pkcs8.pem", "key.pem")] {
+        let tmp = to.join(format!(".{name}.new"));
+        std::fs::copy(td(&format!("{dir}/{from}")), &tmp).unwrap();
+        std::fs::rename(&tmp, to.join(name)).unwrap();
+    }
+}
+
+#[test]
+fn serve_uses_the_rotated_certificate_at_the_next_refresh() {
+    let ep = Endpoint::start_with(&["--max-duration", "900"]);
+    let dir = tempfile::tempdir().unwrap();
+    install_identity("rsa2048", dir.path());
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let mut args = vec![
+        "serve".to_string(),
+        "--port".into(),
+        "0".into(),
+        "--refresh-before".into(),
+        "897s".into(),
+        "--log-level".into(),
+        "info".into(),
+    ];
+    args.extend(credential_flags(&ep, &cert, Some(&key)));
+    let d = Daemon::start(&args, &[], 1).unwrap();
+    let old = serial_of(&td("rsa2048/cert.pem"));
+    let new = serial_of(&td("ec-p256/cert.pem"));
+    assert_eq!(serials(&ep), std::slice::from_ref(&old));
+    install_identity("ec-p256", dir.path());
+    let seen = wait_for("a request signed with the new certificate", || {
+        let s = serials(&ep);
+        s.contains(&new).then_some(s)
+    });
+    let switch = seen.iter().position(|s| *s == new).unwrap();
+    assert!(seen[..switch].iter().all(|s| *s == old), "{seen:?}");
+    assert!(seen[switch..].iter().all(|s| *s == new), "{seen:?}");
+    let (status, stderr) = d.stop();
+    assert!(status.success());
+    assert!(
+        stderr.contains(&format!(
+            "the certificate or key files changed: now using certificate serial {new} (was {old})"
+        )),
+        "{stderr}"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Secrets
+
+#[test]
+fn serve_never_logs_credentials_or_tokens_even_at_trace_level() {
+    let ep = Endpoint::start_with(&["--max-duration", "900"]);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    let s = serve(
+        &ep,
+        &[
+            "--ecs-token-file",
+            token_file.to_str().unwrap(),
+            "--refresh-before",
+            "897s",
+        ],
+        &[("IAMRA_LOG", "trace")],
+        3,
+    );
+    let a = s.addr.clone();
+    let imds = imds_token(&a);
+    let ecs = std::fs::read_to_string(&token_file).unwrap();
+    let mut secrets = vec![imds.clone(), ecs.clone()];
+    let first = imds_credentials(&a, &imds);
+    // Through a refresh too.
+    let second = wait_for("a refresh", || {
+        let c = imds_credentials(&a, &imds);
+        (c["AccessKeyId"] != first["AccessKeyId"]).then_some(c)
+    });
+    let r = http(&a, "GET", "/v1/credentials", &[("Authorization", &ecs)]);
+    assert_eq!(r.status, 200);
+    for c in [&first, &second] {
+        secrets.push(c["SecretAccessKey"].as_str().unwrap().to_string());
+        secrets.push(c["Token"].as_str().unwrap().to_string());
+    }
+    let (status, stderr) = s.daemon.stop();
+    assert!(status.success());
+    assert!(stderr.contains("iamra: trace: "), "trace logging is on");
+    assert!(
+        stderr.contains("iamra: info: obtained credentials"),
+        "{stderr}"
+    );
+    for secret in &secrets {
+        assert!(!stderr.contains(secret.as_str()), "a secret reached stderr");
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// boto3
+
+#[test]
+fn boto3_gets_our_credentials_from_the_imds_endpoint() {
+    let Some(python) = boto3_python() else { return };
+    let ep = Endpoint::start_with(&["--max-duration", "900"]);
+    let s = serve(&ep, &[], &[], 1);
+    let home = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://{}/", s.addr);
+    let got = boto3_credentials(
+        &python,
+        home.path(),
+        &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", &endpoint)],
+    );
+    assert_eq!(got["method"], "iam-role");
+    let ours = imds_credentials(&s.addr, &imds_token(&s.addr));
+    assert_eq!(got["access_key"], ours["AccessKeyId"]);
+    assert_eq!(got["secret_key"], ours["SecretAccessKey"]);
+    assert_eq!(got["token"], ours["Token"]);
+    assert_eq!(
+        log_entries(&ep).len(),
+        1,
+        "the credentials the endpoint issued at start"
+    );
+}
+
+#[test]
+fn boto3_gets_our_credentials_from_the_ecs_endpoint() {
+    let Some(python) = boto3_python() else { return };
+    let ep = Endpoint::start_with(&["--max-duration", "900"]);
+    let home = tempfile::tempdir().unwrap();
+    let token_file = home.path().join("ecs-token");
+    let s = serve(
+        &ep,
+        &["--ecs-token-file", token_file.to_str().unwrap()],
+        &[],
+        3,
+    );
+    let uri = s.daemon.lines[1]
+        .strip_prefix("export AWS_CONTAINER_CREDENTIALS_FULL_URI=")
+        .unwrap()
+        .to_string();
+    let got = boto3_credentials(
+        &python,
+        home.path(),
+        &[
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &uri),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                token_file.to_str().unwrap(),
+            ),
+        ],
+    );
+    assert_eq!(got["method"], "container-role");
+    let ours = imds_credentials(&s.addr, &imds_token(&s.addr));
+    assert_eq!(got["access_key"], ours["AccessKeyId"]);
+    assert_eq!(got["secret_key"], ours["SecretAccessKey"]);
+    assert_eq!(got["token"], ours["Token"]);
+    assert_eq!(log_entries(&ep).len(), 1);
+}
+
+// ---------------------------------------------------------------------------------
+// systemd socket activation
+
+/// Binds 127.0.0.1:0, puts the socket on fd 3 and execs the command with
+/// `LISTEN_PID` (its own pid, kept by exec) and `LISTEN_FDS=1`, as systemd does.
+const ACTIVATE: &str = r#"
+import os, socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(64)
+os.dup2(s.fileno(), 3)
+os.set_inheritable(3, True)
+env = dict(os.environ, LISTEN_PID=str(os.getpid()), LISTEN_FDS="1")
+os.execve(sys.argv[1], sys.argv[1:], env)
+"#;
+
+#[test]
+fn serve_takes_its_socket_from_systemd() {
+    let ep = Endpoint::start_with(&["--max-duration", "900"]);
+    let mut args = vec![
+        "-c".to_string(),
+        ACTIVATE.into(),
+        env!("CARGO_BIN_EXE_iamra").into(),
+        "serve".into(),
+        "--port".into(),
+        "1".into(), // ignored: the passed socket is used
+    ];
+    args.extend(credential_flags(&ep, &td("rsa2048/combined.pem"), None));
+    let mut child = Command::new("python3")
+        .args(&args)
+        .env("IAMRA_NO_CACHE", "true")
+        .env_remove("IAMRA_LOG")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .trim_end_matches('/')
+        .to_string();
+    assert!(!addr.ends_with(":1"), "{addr}");
+    let token = imds_token(&addr);
+    imds_credentials(&addr, &token);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
