@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 TARGET=${CARGO_TARGET_DIR:-target}
-cargo build --locked --release --quiet --bins
+[ -n "${NO_BUILD:-}" ] || cargo build --locked --release --quiet --bins
 B=$TARGET/release
 T=certs-testdata
 W=$(mktemp -d)

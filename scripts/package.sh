@@ -14,7 +14,6 @@ for f in target/assets/man/*.1; do gzip -9n -f "$f"; done
 target/release/iamra completion bash > target/assets/completions/iamra.bash
 target/release/iamra completion zsh > target/assets/completions/_iamra
 target/release/iamra completion fish > target/assets/completions/iamra.fish
-gzip -9n -c CHANGELOG.md > target/assets/changelog.gz
 cargo deb --locked --no-build --no-strip
 cargo generate-rpm --payload-compress gzip
 ls -l target/debian/*.deb target/generate-rpm/*.rpm

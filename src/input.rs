@@ -144,6 +144,7 @@ pub fn read_file(what: &'static str, path: &Path) -> Result<Zeroizing<Vec<u8>>, 
     Ok(data)
 }
 
+/// Reads at most `MAX_FILE_SIZE + 1` bytes of a regular file; the caller checks the size.
 fn read_regular(what: &'static str, path: &Path) -> Result<Zeroizing<Vec<u8>>, ReadError> {
     let io = |source| ReadError::Io {
         what,
@@ -158,21 +159,9 @@ fn read_regular(what: &'static str, path: &Path) -> Result<Zeroizing<Vec<u8>>, R
         });
     }
     let file = std::fs::File::open(path).map_err(io)?;
-    let mut data = Zeroizing::new(Vec::with_capacity(meta.len().min(MAX_FILE_SIZE) as usize));
+    let mut data = Zeroizing::new(Vec::with_capacity(meta.len().min(MAX_FILE_SIZE + 1) as usize));
     file.take(MAX_FILE_SIZE + 1)
         .read_to_end(&mut data)
         .map_err(io)?;
-    if data.len() as u64 > MAX_FILE_SIZE {
-        return Err(ReadError::TooLarge {
-            what,
-            path: path.to_path_buf(),
-        });
-    }
-    if data.is_empty() {
-        return Err(ReadError::Empty {
-            what,
-            path: path.to_path_buf(),
-        });
-    }
     Ok(data)
 }

@@ -59,22 +59,28 @@ pub struct Args {
     pub refresh_before: Duration,
 }
 
-/// Completes on SIGINT or SIGTERM.
-pub(super) async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM. The handlers are installed when this is called
+/// (inside the runtime), not when the future is first polled, so a signal during
+/// start-up is not lost.
+pub(super) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!("cannot watch for SIGTERM/SIGINT ({e}); stop iamra with SIGKILL");
+                std::future::pending::<()>().await;
             }
         }
-        Err(e) => {
-            tracing::warn!("cannot watch for SIGTERM ({e}); only SIGINT stops iamra");
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        tracing::info!("signal received; stopping");
     }
-    tracing::info!("signal received; stopping");
 }
 
 /// The CLI error for a failed refresh.
@@ -176,6 +182,8 @@ pub fn run(a: Args) -> Result<(), CliError> {
         .build()
         .map_err(CliError::Runtime)?;
     runtime.block_on(async move {
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
         let ecs_token = match (&a.ecs_token_file, &a.ecs_token_from_file) {
             (Some(_), _) => Some(ecs::generate()),
             (None, Some(path)) => Some(ecs::read_token_file(path)?),
@@ -214,7 +222,10 @@ pub fn run(a: Args) -> Result<(), CliError> {
             clock.clone(),
         ));
         // Fail fast: no endpoint without credentials to serve.
-        let first = source.fetch().await.map_err(refresh_error)?;
+        let first = tokio::select! {
+            first = source.fetch() => first.map_err(refresh_error)?,
+            () = &mut shutdown => return Ok(()),
+        };
         let refresher =
             Refresher::spawn(source, clock.clone(), policy(a.refresh_before), Some(first));
         let mut lines = format!(
@@ -245,9 +256,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
             let _ = out.write_all(lines.as_bytes()).and_then(|()| out.flush());
         }
         tracing::info!("listening on {}", server.local_addr());
-        server
-            .run(refresher.subscribe(), clock, shutdown_signal())
-            .await?;
+        server.run(refresher.subscribe(), clock, shutdown).await?;
         drop(refresher);
         Ok(())
     })

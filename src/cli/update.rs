@@ -68,6 +68,8 @@ pub fn run(a: Args) -> Result<(), CliError> {
     }
     let p = super::prepare(&a.credential)?;
     super::runtime()?.block_on(async move {
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let mut passwords = p.passwords;
         passwords.allow_prompt = false;
@@ -79,7 +81,10 @@ pub fn run(a: Args) -> Result<(), CliError> {
             p.identity,
             clock.clone(),
         ));
-        let first = source.fetch().await;
+        let first = tokio::select! {
+            first = source.fetch() => first,
+            () = &mut shutdown => return Ok(()),
+        };
         let describe = |c: &TemporaryCredentials| {
             format!(
                 "wrote credentials {} (valid until {}) to profile {} of {}",
@@ -98,10 +103,9 @@ pub fn run(a: Args) -> Result<(), CliError> {
         let initial = match first {
             Ok(c) => {
                 // A file that cannot be written is a configuration error: say so now.
-                let c = Arc::new(c);
-                write(path.clone(), a.profile.clone(), c.clone()).await?;
+                write(path.clone(), a.profile.clone(), Arc::new(c.clone())).await?;
                 tracing::info!("{}", describe(&c));
-                Some(Arc::try_unwrap(c).unwrap_or_else(|c| (*c).clone()))
+                Some(c)
             }
             Err(e) if !e.is_permanent() => {
                 tracing::warn!(
@@ -112,13 +116,10 @@ pub fn run(a: Args) -> Result<(), CliError> {
             }
             Err(e) => return Err(refresh_error(e)),
         };
-        let written = u64::from(initial.is_some());
+        let mut written = u64::from(initial.is_some());
         let policy = policy(a.refresh_before);
         let refresher = Refresher::spawn(source, clock, policy.clone(), initial);
         let mut rx = refresher.subscribe();
-        let shutdown = shutdown_signal();
-        tokio::pin!(shutdown);
-        let mut written = written;
         let mut failures = 0u32;
         loop {
             let snapshot = rx.borrow_and_update().clone();

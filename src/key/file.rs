@@ -181,7 +181,25 @@ fn rsa_from(
     path: &Path,
 ) -> Result<FileKey, KeyError> {
     match result {
-        Ok(k) => Ok(FileKey::Rsa(k)),
+        Ok(k) => {
+            // ring checks the key's consistency when loading it, but not every CRT
+            // parameter (a wrong dP passes), and verifies each signature it makes:
+            // such a key would fail its first request. Sign once now instead.
+            let mut sig = vec![0u8; k.public().modulus_len()];
+            k.sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                &ring::rand::SystemRandom::new(),
+                b"iamra: key check",
+                &mut sig,
+            )
+            .map_err(|_| {
+                malformed(
+                    path,
+                    "RSA key rejected (a test signature failed: its CRT parameters are inconsistent)",
+                )
+            })?;
+            Ok(FileKey::Rsa(k))
+        }
         Err(e) if e.to_string() == "TooSmall" => Err(KeyError::Unsupported {
             path: path.to_path_buf(),
             kind: "RSA (under 2048 bits)".into(),
@@ -317,4 +335,121 @@ fn from_encrypted(
         });
     }
     from_pkcs8(&plain, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{FixedPassword, NoPassword};
+    use base64::Engine as _;
+
+    fn fixture(rel: &str) -> Vec<u8> {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("certs-testdata")
+                .join(rel),
+        )
+        .unwrap()
+    }
+
+    /// Found by the `key` fuzz target: `rsa3072/key.pkcs1.der` with seven octets of
+    /// `exponent1` (dP) shuffled. ring loaded it, then refused every signature.
+    const BAD_DP_PKCS1: &str = concat!(
+        "MIIG4wIBAAKCAYEA8Mw5FSE5IqqIHO8spMwx6oo580OhsL3fMrVbanF9usS5Fx6NL8HuSLKBbWgcK0Y0MT1DMFMvDmyUtNSz",
+        "us0Y8VABmPCxD8nLIyC/nuFJPld4mZiCrN/oEeTSUh11WsmHgaGjgJ8GTp+srl76ieTZhdJ7YaUVm7ZTVS73QnjXWVTv4tVo",
+        "L4nKPljQm/Ko7g8CAldSYItSrs0/njSJqN/qnW+JmZ+sXaJ4LzeQwBHTn/m4CtdnYhcernxhMI3C955NcMAb7zqiEMpcOtgI",
+        "pfQ4EXFaNGSPii7RjorvNeU4mtit4JMW63tR/0heQvNZLdRTa7ll4ESMm7NPV5SMVyHzzSu7+Jvx0NWxFwbSHB/06jGiZ1u5",
+        "uKp5zh0Rbe26OwawJnlLaiSI5l9+41sgjCIMfJVLsuAuz7x5rr15PlzIBMiJkSsoaTkgHsoeiGm6KEJr2kKkGr0cQu6nBfAo",
+        "tG1RaRgiMj0XFGEdBt4d7MnWPAAH4Q3O4TCMNSQaqa9ES0bXAgMBAAECggGAHyGQCbLLY7d0tHpEJSQpxJRNTK2EOcjlEnW5",
+        "lV00hOZ1Cs+jhOFHe1+UoGk9fGdtolC0yd/J7Xf35m8PXh8GUqsQzHiQXlBXnQ7ZUeL3aKy/W0Az42y+iz2wO/cyBQ7uoBbz",
+        "1VJPQEVKz8UDaBDNrIxF8PL6WbDB56Ppn07nLICbfjyFOowlDlgbfuXplX7G4uLuNAF0gEPp2HwbW1ljnX9eOfMXl4gZ40+F",
+        "knIGOvWlJ8WpyIKLsBbwK7+leAT05uGNO2+4xGvW52z9sc7XFN4ED2yCCzHZPRmcLkRyRCYbIUhIvEGIar/VeoOiduKVVxQV",
+        "kZV2Gp5vJ76z7pnwnOpMB4n2NX+4cHpcc6Ct9ebk/xCc48F2i88K4qEbWnRChGO2zI7UcJlgU3VxPG4yez1FhcKrAn5yo5p1",
+        "nk/Zx44ZkdFDkU2fDJreJHslGVfFITdDTDYU/eZtxOal9AK6cRRz+LmID0KlvLkyLKbjFZE8vro93Un/xo/ChCx1jgslAoHB",
+        "APy8X2Ij8usE/v9LXg6B+goMHH9Jx4p7VH6VgefSH5kNRB0XfO/7S5DS2k6kDzBJ+xXWSiOqKyoPR8TPy39BJGDP0VAnDEdA",
+        "3zEg/s3XlMxAqFdHCADNtr/hZ1LYvkiZOx/wELtwlV8tkLIckFEwN1z4SyEVwpO5EuzMhdHeHTCZBVSEdGEx25AwhiRSb1gB",
+        "jIiRbSnAZIGUHo56yodjQm8t1P/UxsXRx0mTHnIO7PowaobVC9WWX0WjuWlAUKsC4wKBwQDz6GERYL49gYspCAW3/GUlHke1",
+        "zXGj9sXGPuEays3bOZdGTYoVYCD4nv4gBCWcpFkAF1REebfrawCF4F0d+qB5ikrGP4QG+4ZhtijaRrx22JJjlaemmXDKCCiS",
+        "f7TSJTIXbIFCeML/A9skalaBOt99J2VDLsQfaCBkZSC98XQQOtz+YTLsiviSTwtXKmzs+yOF6SK73oM2m3p7i3/I0Xvb4/mj",
+        "oAUmeC5LK71KKfiyqp40W9KdYooEyAKpvuv6Cn0CgcBfgNuZ4F1Wb0Qd4U4Ik2sl8s+t9fZWSSZzsxFkxY01K8Mqbx7CHKbA",
+        "cj0WbH5k0//yj4hyk7I98YpAP/l4++fAQaep7yd/oW71xK8kn6tVx7UVTf0jOJkvRwDhWJAHJQgnmHLqMa/wSGqeM5cBZwP0",
+        "uMrDFNLzOYOCQgLrfFBxddGCz46ez9VVVlDKVvBGREeTr8idd1tDb/JgCtyPbp3DH4GWrxPx2sTA87wUg7lfDX6jtswDCRC1",
+        "YxoEQM564NsCgcAgstygicm3UTCo1Yx+t/WPXlnaw6oigyjMhQ2Em/+xDi17nVWPvA1vh1EmVaf9MgNEgdwoOfEwPG4bhJK3",
+        "PCxbXvDbVxSKIxpG6zba3HTTsgEeHKgXK6b1TtaxnTFOovHuNfu2P55Utd2hKihittPTYX6v3Qsp8rm0++HB1SbsLhgGel1r",
+        "XM4qPzKUAvoLYzfF8hVX/mK05W8sNO1yrLLgLdX/26oVGDOMnFaKJMpUmY8QEedQdi9uqKnCu/fC07kCgcEA0bJOtZ7MzAQa",
+        "r9MXEkrftW1PxuuYPykQNoBqLjQP1eS7dA+db9onrsD4KhNqwFnvgTmXftTzUwSzRuN7T+dVpG3Ynvk2adydbvMl/lZdzw0m",
+        "l+JqSlhA9aJXcvdn1SPKNE7Ahk6yJvx9g/evnTQ3JN8u4T4fScNFFuSgxC9RQrtraEMW7PAjRxdNHl3deQp1jFOPoxaKvmaI",
+        "B9BuSBUHLMCphqx7atp96thomz38ERv3AUxtHy/oVe20xMCNCKt1",
+    );
+
+    #[test]
+    fn rsa_key_with_inconsistent_crt_parameters_is_refused_at_load() {
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(BAD_DP_PKCS1)
+            .unwrap();
+        let e = load_key_bytes(&der, Path::new("k.der"), &NoPassword).unwrap_err();
+        assert!(
+            matches!(e, KeyError::NoKey { .. } | KeyError::Malformed { .. }),
+            "{e}"
+        );
+        let pem = format!(
+            "-----BEGIN RSA PRIVATE KEY-----\n{BAD_DP_PKCS1}\n-----END RSA PRIVATE KEY-----\n"
+        );
+        let e = load_key_bytes(pem.as_bytes(), Path::new("k.pem"), &NoPassword).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "private key k.pem does not parse: RSA key rejected (a test signature failed: its CRT parameters are inconsistent)"
+        );
+        // The key it came from loads and signs.
+        let good = load_key_bytes(
+            &fixture("rsa3072/key.pkcs1.der"),
+            Path::new("k"),
+            &NoPassword,
+        )
+        .unwrap();
+        good.sign(b"x", Digest::Sha256).unwrap();
+    }
+
+    #[test]
+    fn fixed_password_debug_is_redacted() {
+        let p = FixedPassword(secrecy::SecretString::from("hunter2-fixed"));
+        assert_eq!(format!("{p:?}"), "FixedPassword(** redacted **)");
+        assert!(!format!("{p:#?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn debug_prints_the_kind_never_the_key() {
+        let password = FixedPassword(secrecy::SecretString::from("correct horse battery staple"));
+        for rel in [
+            "rsa2048/key.pkcs8.pem",
+            "ec-p256/key.sec1.pem",
+            "ec-p384/key.enc-pbkdf2-sha256-aes256.pem",
+        ] {
+            let data = fixture(rel);
+            let key = load_key_bytes(&data, Path::new(rel), &password).unwrap();
+            let text = format!("{key:?} {key:#?}");
+            assert!(text.contains("** redacted **"), "{text}");
+            let body: String = String::from_utf8_lossy(&data)
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect();
+            for chunk in body.as_bytes().chunks(16) {
+                let chunk = std::str::from_utf8(chunk).unwrap();
+                assert!(!text.contains(chunk), "{rel}: {text}");
+            }
+            assert!(!text.contains("correct horse"), "{text}");
+        }
+        assert_eq!(
+            format!(
+                "{:?}",
+                load_key_bytes(
+                    &fixture("ec-p256/key.pkcs8.der"),
+                    Path::new("k"),
+                    &NoPassword
+                )
+                .unwrap()
+            ),
+            "FileKey::P256(** redacted **)"
+        );
+    }
 }

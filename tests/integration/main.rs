@@ -1,5 +1,6 @@
 //! iamra's integration tests: one binary, one module per area.
 
+mod bad_inputs;
 mod cache;
 mod common;
 mod credential_process;

@@ -233,6 +233,37 @@ fn tpm_password_from_file_from_stdin_and_from_the_flag_with_a_warning() {
 }
 
 #[test]
+fn tpm_passwords_never_reach_stderr_even_at_trace_level() {
+    let tpm = swtpm_or_skip!();
+    let ep = Endpoint::start();
+    for (cert, key) in [
+        (tpm.file("prov-ec-pw.crt"), tpm.file("prov-ec-pw.tss2.pem")),
+        (
+            tpm.file(&format!("{}.crt", handle_name(HANDLE_EC_PASSWORD))),
+            handle_ref(HANDLE_EC_PASSWORD),
+        ),
+    ] {
+        let args = cp(&ep, &cert, &key, &["--log-level", "trace"]);
+        let out = run(&tpm, &args, &[("IAMRA_TPM_KEY_PASSWORD", KEY_PASSWORD)]);
+        let creds = assert_credentials(&out);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("iamra: debug: ") || stderr.contains("iamra: trace: "),
+            "trace logging is on: {stderr}"
+        );
+        for secret in [
+            KEY_PASSWORD,
+            creds["SecretAccessKey"].as_str().unwrap(),
+            creds["SessionToken"].as_str().unwrap(),
+        ] {
+            assert!(!stderr.contains(secret), "a secret reached stderr");
+        }
+        // Not even hex-encoded (as a TPM command dump would show it).
+        assert!(!stderr.contains(&hex::encode(KEY_PASSWORD)));
+    }
+}
+
+#[test]
 fn keys_without_a_password_never_need_a_terminal() {
     let tpm = swtpm_or_skip!();
     let ep = Endpoint::start();
@@ -661,6 +692,35 @@ mod library {
             "nothing re-created or leaked"
         );
         assert_eq!(tpm.handles("loaded-session"), Vec::<String>::new());
+        drop(key);
+        assert_tpm_clean(&tpm, "drop");
+    }
+
+    #[test]
+    fn a_password_key_keeps_one_hmac_session_and_flushes_it_on_drop() {
+        let tpm = swtpm_or_skip!();
+        let path = tpm.file("prov-ec-pw.tss2.pem");
+        let pem = std::fs::read(&path).unwrap();
+        let der = iamra::pem::parse_all(&pem).unwrap().remove(0).der;
+        let tcti = TctiConfig::new(&tpm.tcti()).unwrap();
+        let password = iamra::key::FixedPassword(KEY_PASSWORD.into());
+        let key = iamra::key::tpm::load_key_file_with_tcti(
+            &der,
+            Path::new(&path),
+            &password,
+            Some(&tcti),
+        )
+        .unwrap();
+        let public = key.public_key();
+        for i in 0..10u8 {
+            let message = [b'p', i];
+            verify_p256(
+                &public,
+                &message,
+                &key.sign(&message, Digest::Sha256).unwrap(),
+            );
+        }
+        assert_eq!(tpm.handles("loaded-session").len(), 1, "one session, kept");
         drop(key);
         assert_tpm_clean(&tpm, "drop");
     }

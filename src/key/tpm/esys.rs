@@ -96,6 +96,8 @@ struct Loaded {
     key: KeyHandle,
     /// The storage key the key was loaded under, kept to salt password sessions.
     parent: Option<KeyHandle>,
+    /// The HMAC session of a key with a password, kept between signatures.
+    session: Option<AuthSession>,
 }
 
 impl TpmKey {
@@ -273,6 +275,7 @@ impl Loaded {
                     ctx,
                     key: key.into(),
                     parent: None,
+                    session: None,
                 })
             }
             Source::File {
@@ -329,6 +332,7 @@ impl Loaded {
                     ctx,
                     key,
                     parent: Some(parent_key),
+                    session: None,
                 })
             }
         }
@@ -366,15 +370,17 @@ impl Loaded {
                 hash_scheme: HashScheme::new(plan.hash),
             },
         };
-        let session = match &key.auth {
-            None => AuthSession::Password,
-            Some(password) => {
+        let session = match (&key.auth, self.session) {
+            (None, _) => AuthSession::Password,
+            (Some(_), Some(kept)) => kept,
+            (Some(password), None) => {
                 let auth = Auth::try_from(password.to_vec()).map_err(|e| other("Sign", &e))?;
                 self.ctx
                     .tr_set_auth(self.key.into(), auth)
                     .map_err(|e| other("Sign", &e))?;
                 // An HMAC session: the password never crosses the bus; salted
-                // with the storage key when there is one.
+                // with the storage key when there is one. Kept for the next
+                // signatures (continueSession).
                 let s = self
                     .ctx
                     .start_auth_session(
@@ -396,6 +402,7 @@ impl Loaded {
                 let (attrs, mask) = SessionAttributesBuilder::new()
                     .with_continue_session(true)
                     .build();
+                self.session = Some(s);
                 self.ctx
                     .tr_sess_set_attributes(s, attrs, mask)
                     .map_err(|e| other("StartAuthSession", &e))?;
@@ -406,16 +413,19 @@ impl Loaded {
         let signed = self.ctx.execute_with_session(Some(session), |c| {
             c.sign(handle, tpm_digest, scheme, ticket)
         });
-        if let AuthSession::HmacSession(_) = session
-            && let Err(e) = self
-                .ctx
-                .flush_context(tss_esapi::handles::SessionHandle::from(session).into())
-        {
-            tracing::debug!(key = label, error = %e, "could not flush the TPM session");
-        }
         let signature = match signed {
             Ok(s) => s,
-            Err(e) => return Err(self.sign_error(key, e)),
+            Err(e) => {
+                // Start afresh next time: the TPM may have dropped the session.
+                if let Some(s) = self.session.take()
+                    && let Err(e) = self
+                        .ctx
+                        .flush_context(tss_esapi::handles::SessionHandle::from(s).into())
+                {
+                    tracing::debug!(key = label, error = %e, "could not flush the TPM session");
+                }
+                return Err(self.sign_error(key, e));
+            }
         };
         encode(signature, key.signer.kind).map_err(|reason| {
             SignFailure::Other(TpmError::Command {

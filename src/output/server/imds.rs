@@ -1,8 +1,6 @@
 //! The IMDSv2-compatible routes (see the table in the parent module): session tokens,
 //! the role listing, the role's credentials and `iam/info`.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hyper::header::HeaderValue;
@@ -30,76 +28,72 @@ pub const MAX_TTL: u64 = 21600;
 /// Length of a token.
 pub const TOKEN_LEN: usize = 100;
 
-/// The live IMDS session tokens, kept as SHA-256 digests with their expiry; at
-/// most `capacity` at once (the one expiring first is dropped for a new one).
-#[derive(Debug)]
-pub struct TokenStore {
-    tokens: Mutex<HashMap<[u8; 32], Instant>>,
-    capacity: usize,
+/// IMDS session tokens, issued and checked without being stored: a token is 75
+/// bytes, base64url-encoded to 100 characters: its expiry (milliseconds since the
+/// issuer was made, 8 bytes), 35 random bytes, and an HMAC-SHA256 of those 43 bytes
+/// under a key drawn at start. No number of `PUT`s can fill memory or push out
+/// another client's token; a restart invalidates every token.
+pub struct TokenIssuer {
+    key: ring::hmac::Key,
+    start: Instant,
 }
 
-fn digest(token: &[u8]) -> [u8; 32] {
-    let d = ring::digest::digest(&ring::digest::SHA256, token);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    out
+impl std::fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenIssuer(** redacted **)")
+    }
 }
 
-impl TokenStore {
-    /// An empty store holding at most `capacity` tokens.
-    pub fn new(capacity: usize) -> Self {
+const BODY_LEN: usize = 8 + 35;
+const RAW_LEN: usize = BODY_LEN + 32;
+
+impl TokenIssuer {
+    /// An issuer with a fresh random key; token times count from `start`.
+    pub fn new(start: Instant) -> Self {
+        let mut secret = Zeroizing::new([0u8; 32]);
+        rand::rng().fill_bytes(secret.as_mut());
         Self {
-            tokens: Mutex::new(HashMap::with_capacity(capacity.min(1024))),
-            capacity: capacity.max(1),
+            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_ref()),
+            start,
         }
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Instant>> {
-        self.tokens.lock().unwrap_or_else(|p| p.into_inner())
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.start).as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// A new random token valid for `ttl` from `now`.
+    /// A new token valid for `ttl` from `now`.
     pub fn issue(&self, now: Instant, ttl: Duration) -> Zeroizing<String> {
         use base64::Engine as _;
-        let mut raw = Zeroizing::new([0u8; TOKEN_LEN * 3 / 4]);
-        rand::rng().fill_bytes(raw.as_mut());
-        let token = Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(*raw));
-        let key = digest(token.as_bytes());
-        let mut map = self.map();
-        if map.len() >= self.capacity {
-            map.retain(|_, expiry| *expiry > now);
-        }
-        if map.len() >= self.capacity
-            && let Some(first) = map.iter().min_by_key(|(_, e)| **e).map(|(k, _)| *k)
-        {
-            map.remove(&first);
-        }
-        map.insert(key, now + ttl);
-        token
+        let expiry = self
+            .millis(now)
+            .saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        let mut raw = Zeroizing::new([0u8; RAW_LEN]);
+        raw[..8].copy_from_slice(&expiry.to_be_bytes());
+        rand::rng().fill_bytes(&mut raw[8..BODY_LEN]);
+        let tag = ring::hmac::sign(&self.key, &raw[..BODY_LEN]);
+        raw[BODY_LEN..].copy_from_slice(tag.as_ref());
+        Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(*raw))
     }
 
-    /// The time `token` has left at `now`, if it is live.
+    /// The time `token` has left at `now`, if it is one of ours and live.
     pub fn check(&self, now: Instant, token: &[u8]) -> Option<Duration> {
-        let key = digest(token);
-        let mut map = self.map();
-        match map.get(&key) {
-            Some(expiry) if *expiry > now => Some(*expiry - now),
-            Some(_) => {
-                map.remove(&key);
-                None
-            }
-            None => None,
+        use base64::Engine as _;
+        if token.len() != TOKEN_LEN {
+            return None;
         }
-    }
-
-    /// How many tokens are held (expired ones included until they are swept).
-    pub fn len(&self) -> usize {
-        self.map().len()
-    }
-
-    /// Whether no token is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        let mut raw = Zeroizing::new([0u8; RAW_LEN]);
+        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode_slice(token, raw.as_mut())
+            .ok()?;
+        if n != RAW_LEN {
+            return None;
+        }
+        ring::hmac::verify(&self.key, &raw[..BODY_LEN], &raw[BODY_LEN..]).ok()?;
+        let mut expiry = [0u8; 8];
+        expiry.copy_from_slice(&raw[..8]);
+        let left = u64::from_be_bytes(expiry).checked_sub(self.millis(now))?;
+        (left > 0).then(|| Duration::from_millis(left))
     }
 }
 
@@ -247,38 +241,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_expire_and_the_store_is_bounded() {
-        let store = TokenStore::new(3);
+    fn tokens_are_checked_without_a_store() {
         let t0 = Instant::now();
-        let a = store.issue(t0, Duration::from_secs(10));
+        let issuer = TokenIssuer::new(t0);
+        let a = issuer.issue(t0, Duration::from_secs(10));
         assert_eq!(a.len(), TOKEN_LEN);
         assert!(
             a.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         );
         assert_eq!(
-            store.check(t0 + Duration::from_secs(4), a.as_bytes()),
+            issuer.check(t0 + Duration::from_secs(4), a.as_bytes()),
             Some(Duration::from_secs(6))
         );
         assert_eq!(
-            store.check(t0 + Duration::from_secs(10), a.as_bytes()),
+            issuer.check(t0 + Duration::from_secs(10), a.as_bytes()),
             None
         );
-        assert_eq!(store.len(), 0, "an expired token is dropped when seen");
-        let b = store.issue(t0, Duration::from_secs(5));
-        let c = store.issue(t0, Duration::from_secs(50));
-        let d = store.issue(t0, Duration::from_secs(60));
-        let e = store.issue(t0, Duration::from_secs(70));
-        assert_eq!(store.len(), 3);
-        assert_eq!(
-            store.check(t0, b.as_bytes()),
-            None,
-            "earliest expiring evicted"
+        // Many tokens: every one stays valid (nothing is evicted).
+        let many: Vec<_> = (0..10_000)
+            .map(|_| issuer.issue(t0, Duration::from_secs(60)))
+            .collect();
+        assert!(
+            many.iter()
+                .all(|t| issuer.check(t0, t.as_bytes()).is_some())
         );
-        for t in [&c, &d, &e] {
-            assert!(store.check(t0, t.as_bytes()).is_some());
-        }
-        assert_eq!(store.check(t0, b"not a token"), None);
+        // Tampered, foreign, truncated tokens fail.
+        let mut bad = a.as_bytes().to_vec();
+        bad[0] = if bad[0] == b'A' { b'B' } else { b'A' };
+        assert_eq!(issuer.check(t0, &bad), None);
+        assert_eq!(TokenIssuer::new(t0).check(t0, a.as_bytes()), None);
+        assert_eq!(issuer.check(t0, &a.as_bytes()[..99]), None);
+        assert_eq!(issuer.check(t0, b"not a token"), None);
+        assert_eq!(issuer.check(t0, &[b'!'; TOKEN_LEN]), None);
     }
 
     #[test]

@@ -23,7 +23,8 @@
 //! Limits: headers must arrive within 5 s (idle keep-alive connections are closed
 //! after as long), at most 16 KiB of them; bodies (never needed) are read up to
 //! 4 KiB within 5 s, else 413/408; at most 1024 connections at once (more wait in
-//! the backlog); at most 256 live IMDS tokens (the one expiring first is dropped).
+//! the backlog). IMDS tokens are not stored at all (see [`imds::TokenIssuer`]), so
+//! `PUT`s cannot fill memory or push out another client's token.
 //! Every accepted connection gets IP TTL / IPv6 hop limit `--hop-limit` (default 1),
 //! so that answers cannot leave the host; a non-loopback `--bind` needs
 //! `--allow-non-loopback-bind` and hop limit 1. Tokens and credentials are never
@@ -67,8 +68,6 @@ pub struct Limits {
     pub max_head: usize,
     /// Most connections served at once.
     pub max_connections: usize,
-    /// Most live IMDS tokens.
-    pub max_tokens: usize,
     /// Time given to requests in flight at shutdown.
     pub shutdown_grace: Duration,
 }
@@ -81,7 +80,6 @@ impl Default for Limits {
             max_body: 4096,
             max_head: 16 * 1024,
             max_connections: 1024,
-            max_tokens: 256,
             shutdown_grace: Duration::from_secs(5),
         }
     }
@@ -187,7 +185,7 @@ impl Role {
 /// Shared by every connection.
 struct State {
     role: Role,
-    tokens: imds::TokenStore,
+    tokens: imds::TokenIssuer,
     ecs: Option<ecs::Token>,
     creds: watch::Receiver<Snapshot>,
     clock: Arc<dyn Clock>,
@@ -307,7 +305,7 @@ impl Server {
         let limits = self.config.limits.clone();
         let state = Arc::new(State {
             role: Role::of(&self.config.role_arn)?,
-            tokens: imds::TokenStore::new(limits.max_tokens),
+            tokens: imds::TokenIssuer::new(std::time::Instant::now()),
             ecs: self.config.ecs_token.map(ecs::Token::new),
             creds,
             clock,
@@ -377,7 +375,6 @@ impl Server {
         }
         drop(listener);
         let _ = stop_tx.send(true);
-        let in_flight = connections.len();
         if tokio::time::timeout(limits.shutdown_grace, async {
             while connections.join_next().await.is_some() {}
         })
@@ -391,7 +388,7 @@ impl Server {
             );
             connections.abort_all();
         }
-        tracing::info!("stopped serving ({in_flight} connection(s) were open)");
+        tracing::info!("stopped serving");
         Ok(())
     }
 }
