@@ -9,7 +9,9 @@
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 5 {
-        eprintln!("usage: credentials CERT KEY TRUST_ANCHOR_ARN PROFILE_ARN ROLE_ARN [ENDPOINT CA_BUNDLE]");
+        eprintln!(
+            "usage: credentials CERT KEY TRUST_ANCHOR_ARN PROFILE_ARN ROLE_ARN [ENDPOINT CA_BUNDLE]"
+        );
         std::process::exit(2);
     }
     let mut builder = iamra::RolesAnywhereProvider::builder()
@@ -34,7 +36,11 @@ fn main() {
         .expect("tokio runtime");
     match runtime.block_on(provider.credentials()) {
         // The secret key and session token stay in memory; print only what is not secret.
-        Ok(c) => println!("access key {} expires {}", c.access_key_id(), c.expiration()),
+        Ok(c) => println!(
+            "access key {} expires {}",
+            c.access_key_id(),
+            c.expiration()
+        ),
         Err(e) => {
             eprintln!("error: {}", iamra::error::chain(&e));
             std::process::exit(1);

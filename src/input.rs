@@ -159,7 +159,9 @@ fn read_regular(what: &'static str, path: &Path) -> Result<Zeroizing<Vec<u8>>, R
         });
     }
     let file = std::fs::File::open(path).map_err(io)?;
-    let mut data = Zeroizing::new(Vec::with_capacity(meta.len().min(MAX_FILE_SIZE + 1) as usize));
+    let mut data = Zeroizing::new(Vec::with_capacity(
+        meta.len().min(MAX_FILE_SIZE + 1) as usize
+    ));
     file.take(MAX_FILE_SIZE + 1)
         .read_to_end(&mut data)
         .map_err(io)?;

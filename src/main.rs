@@ -1,4 +1,8 @@
 //! The `iamra` binary: parse flags, run, render errors.
+// `unsafe` only where the process must touch the OS directly (adopting the systemd
+// socket, the libtss2 environment); each use is allowed locally and carries a
+// `// SAFETY:` comment.
+#![deny(unsafe_code)]
 
 mod cli;
 
@@ -65,7 +69,10 @@ fn quiet_libtss2() {
     if std::env::var_os("TSS2_LOG").is_none() {
         // SAFETY: first statement of main, before any other thread exists, so no
         // concurrent access to the environment is possible.
-        unsafe { std::env::set_var("TSS2_LOG", "all+none") };
+        #[allow(unsafe_code, reason = "set_var before any thread starts")]
+        unsafe {
+            std::env::set_var("TSS2_LOG", "all+none")
+        };
     }
 }
 

@@ -162,9 +162,15 @@ impl Builder {
     /// certificate); no request is sent yet.
     pub fn build(self) -> Result<RolesAnywhereProvider, ProviderError> {
         let params = SessionParams::new(
-            self.trust_anchor_arn.as_deref().ok_or(ProviderError::Missing("trust_anchor_arn"))?,
-            self.profile_arn.as_deref().ok_or(ProviderError::Missing("profile_arn"))?,
-            self.role_arn.as_deref().ok_or(ProviderError::Missing("role_arn"))?,
+            self.trust_anchor_arn
+                .as_deref()
+                .ok_or(ProviderError::Missing("trust_anchor_arn"))?,
+            self.profile_arn
+                .as_deref()
+                .ok_or(ProviderError::Missing("profile_arn"))?,
+            self.role_arn
+                .as_deref()
+                .ok_or(ProviderError::Missing("role_arn"))?,
             self.region.as_deref(),
             self.endpoint.as_deref(),
             self.duration_seconds.unwrap_or(3600),
@@ -232,7 +238,11 @@ impl RolesAnywhereProvider {
         let fresh = self
             .inner
             .client
-            .create_session(&self.inner.params, &self.inner.identity, self.inner.clock.as_ref())
+            .create_session(
+                &self.inner.params,
+                &self.inner.identity,
+                self.inner.clock.as_ref(),
+            )
             .await?;
         *current = Some(fresh.clone());
         Ok(fresh)

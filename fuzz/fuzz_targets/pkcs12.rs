@@ -11,16 +11,15 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let path = Path::new("fuzz.p12");
     let password = FixedPassword(secrecy::SecretString::from("correct horse battery staple"));
-    for result in [
+    let results = [
         pkcs12_from_bytes(data, path, &NoPassword),
         pkcs12_from_bytes(data, path, &password),
-    ] {
-        if let Ok(identity) = result {
-            // The leaf is the certificate of the bundle's key.
-            assert_eq!(
-                &identity.key.public_key(),
-                identity.certificate.public_key()
-            );
-        }
+    ];
+    for identity in results.into_iter().flatten() {
+        // The leaf is the certificate of the bundle's key.
+        assert_eq!(
+            &identity.key.public_key(),
+            identity.certificate.public_key()
+        );
     }
 });

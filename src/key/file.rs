@@ -293,6 +293,39 @@ fn from_sec1(der: &[u8], path: &Path) -> Result<FileKey, KeyError> {
     }
 }
 
+/// Most PBKDF2 iterations accepted (OpenSSL writes 2048; a few seconds' work).
+pub const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+/// Most memory scrypt may need (`128 * r * N` bytes; OpenSSL's default is 16 MiB).
+pub const MAX_SCRYPT_MEMORY: u64 = 256 * 1024 * 1024;
+/// Largest scrypt parallelisation `p` (OpenSSL writes 1).
+pub const MAX_SCRYPT_PARALLELISM: u16 = 16;
+
+/// Refuses key-derivation parameters that would take minutes or gigabytes before
+/// the password is even checked: the parameters come from the key file.
+fn check_kdf_cost(kdf: &pkcs5::pbes2::Kdf) -> Result<(), String> {
+    const HINT: &str = "re-encrypt with `openssl pkcs8 -topk8 -v2 aes-256-cbc`";
+    match kdf {
+        pkcs5::pbes2::Kdf::Pbkdf2(p) if p.iteration_count > MAX_PBKDF2_ITERATIONS => Err(format!(
+            "PBKDF2 with {} iterations, more than the {MAX_PBKDF2_ITERATIONS} accepted; {HINT}",
+            p.iteration_count
+        )),
+        pkcs5::pbes2::Kdf::Scrypt(p) => {
+            let memory = 128u64
+                .saturating_mul(u64::from(p.block_size))
+                .saturating_mul(p.cost_parameter);
+            if memory > MAX_SCRYPT_MEMORY || p.parallelization > MAX_SCRYPT_PARALLELISM {
+                Err(format!(
+                    "scrypt with N={}, r={}, p={}, beyond the accepted 256 MiB and p of 16; {HINT}",
+                    p.cost_parameter, p.block_size, p.parallelization
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Encrypted PKCS#8 (PBES2 with PBKDF2 or scrypt, AES-CBC).
 fn from_encrypted(
     der: &[u8],
@@ -301,12 +334,16 @@ fn from_encrypted(
 ) -> Result<FileKey, KeyError> {
     let info = pkcs8::EncryptedPrivateKeyInfoRef::from_der(der)
         .map_err(|e| malformed(path, format!("not encrypted PKCS#8 ({e})")))?;
-    if info.encryption_algorithm.pbes2().is_none() {
+    let Some(pbes2) = info.encryption_algorithm.pbes2() else {
         return Err(KeyError::UnsupportedEncryption {
             path: path.to_path_buf(),
             reason: "PBES1; re-encrypt with `openssl pkcs8 -topk8 -v2 aes-256-cbc`".into(),
         });
-    }
+    };
+    check_kdf_cost(&pbes2.kdf).map_err(|reason| KeyError::UnsupportedEncryption {
+        path: path.to_path_buf(),
+        reason,
+    })?;
     let password = passwords
         .password(super::SecretKind::Pkcs8Password, path)?
         .ok_or_else(|| KeyError::PasswordRequired {
@@ -408,6 +445,66 @@ mod tests {
         )
         .unwrap();
         good.sign(b"x", Digest::Sha256).unwrap();
+    }
+
+    /// Reads the PEM `rel` and returns its DER with the KDF's first INTEGER (scrypt
+    /// N, or PBKDF2 iterations; two octets in the fixtures) replaced by `value`, and
+    /// the 8-octet salt shortened to keep the length, so no outer length changes.
+    fn with_kdf_integer(rel: &str, value: &[u8]) -> Vec<u8> {
+        let pem = String::from_utf8(fixture(rel)).unwrap();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
+        // ... SEQUENCE { OCTET STRING salt (8), INTEGER (2 octets), ...
+        let salt = der.windows(2).position(|w| w == [0x04, 0x08]).unwrap();
+        assert_eq!(der[salt + 10..salt + 12], [0x02, 0x02]);
+        let shorter = value.len() - 2;
+        let mut out = der[..salt].to_vec();
+        out.extend([0x04, (8 - shorter) as u8]);
+        out.extend_from_slice(&der[salt + 2..salt + 10 - shorter]);
+        out.extend([0x02, value.len() as u8]);
+        out.extend_from_slice(value);
+        out.extend_from_slice(&der[salt + 14..]);
+        assert_eq!(out.len(), der.len());
+        out
+    }
+
+    #[test]
+    fn costly_key_derivation_parameters_are_refused_before_deriving() {
+        let password = FixedPassword(secrecy::SecretString::from("correct horse battery staple"));
+        let cases = [
+            // scrypt N = 2^30: 1 TiB; the allocation aborted the process.
+            (
+                "ec-p256/key.enc-scrypt-aes256.pem",
+                [0x40, 0, 0, 0],
+                "scrypt with N=1073741824, r=8, p=1",
+            ),
+            // scrypt N = 2^24: 2 GiB.
+            (
+                "ec-p256/key.enc-scrypt-aes256.pem",
+                [0x01, 0, 0, 0],
+                "scrypt with N=16777216, r=8, p=1",
+            ),
+            // PBKDF2 with 2^31 - 1 iterations: hours.
+            (
+                "ec-p256/key.enc-pbkdf2-sha256-aes256.pem",
+                [0x7f, 0xff, 0xff, 0xff],
+                "PBKDF2 with 2147483647 iterations",
+            ),
+        ];
+        for (rel, value, reason) in cases {
+            let der = with_kdf_integer(rel, &value);
+            let start = std::time::Instant::now();
+            let e = load_key_bytes(&der, Path::new("k.der"), &password).unwrap_err();
+            assert!(start.elapsed() < std::time::Duration::from_secs(2), "{rel}");
+            assert!(matches!(e, KeyError::UnsupportedEncryption { .. }), "{e}");
+            assert!(e.to_string().contains(reason), "{e}");
+        }
+        // At the limits (scrypt N = 2^18 with r = 8 is 256 MiB), accepted.
+        let der = with_kdf_integer("ec-p256/key.enc-scrypt-aes256.pem", &[0x04, 0, 0]);
+        let info = pkcs8::EncryptedPrivateKeyInfoRef::from_der(&der).unwrap();
+        check_kdf_cost(&info.encryption_algorithm.pbes2().unwrap().kdf).unwrap();
     }
 
     #[test]

@@ -183,12 +183,12 @@ fn is_space(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
+/// Trims spaces, tabs and stray CRs (a bare CR ending the last line is not part of
+/// a header or key, as in the SDKs' parsers).
 fn trim(s: &[u8]) -> &[u8] {
-    let start = s.iter().position(|&b| !is_space(b)).unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|&b| !is_space(b))
-        .map_or(start, |e| e + 1);
+    let blank = |b: u8| is_space(b) || b == b'\r';
+    let start = s.iter().position(|&b| !blank(b)).unwrap_or(s.len());
+    let end = s.iter().rposition(|&b| !blank(b)).map_or(start, |e| e + 1);
     &s[start..end.max(start)]
 }
 
@@ -645,6 +645,19 @@ mod tests {
             run("[a]\nx = 1\n[default]", "default"),
             format!("[a]\nx = 1\n[default]\n{}", BLOCK.trim_end_matches('\n'))
         );
+    }
+
+    /// Found by the `credentials_file` fuzz target: a header ending in a bare CR
+    /// (no final LF) was not recognised, so the profile was appended a second time,
+    /// and the next rewrite filled the first copy: not idempotent.
+    #[test]
+    fn header_ending_in_a_bare_cr_is_the_profile() {
+        let once = run("[default]\r", "default");
+        assert_eq!(
+            once,
+            format!("[default]\r\n{}", BLOCK.trim_end_matches('\n'))
+        );
+        assert_eq!(run(&once, "default"), once);
     }
 
     #[test]

@@ -444,6 +444,31 @@ impl Fixtures {
         let legacy = std::fs::read(td("rsa2048/bundle-legacy-nopass.p12")).unwrap();
         w("p12-legacy-half.p12", &legacy[..legacy.len() / 2]);
 
+        // Encrypted keys and a bundle whose key derivation would take gigabytes or
+        // hours (the parameters come from the file).
+        let pem_der = |rel: &str| {
+            use base64::Engine as _;
+            let pem = std::fs::read_to_string(td(rel)).unwrap();
+            let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .unwrap()
+        };
+        let scrypt = pem_der("ec-p256/key.enc-scrypt-aes256.pem");
+        w(
+            "scrypt-1-tib.der",
+            &with_kdf_integer(&scrypt, &[0x40, 0, 0, 0]),
+        );
+        let pbkdf2 = pem_der("ec-p256/key.enc-pbkdf2-sha256-aes256.pem");
+        w(
+            "pbkdf2-2g-iterations.der",
+            &with_kdf_integer(&pbkdf2, &[0x7f, 0xff, 0xff, 0xff]),
+        );
+        w(
+            "p12-mac-2g-iterations.p12",
+            &p12_with_mac_iterations(&p12, &[0x7f, 0xff, 0xff, 0xff]),
+        );
+
         // Password files that hold the right password wrongly.
         w(
             "password-two-newlines.txt",
@@ -622,6 +647,42 @@ fn with_serial(cert: &[u8], serial: &[u8]) -> Vec<u8> {
     let mut out = tlv(0x30, &new_tbs);
     out.extend_from_slice(signature);
     tlv(0x30, &out)
+}
+
+/// Encrypted PKCS#8 DER with the KDF's first INTEGER (scrypt N or PBKDF2
+/// iterations, two octets in the fixtures) replaced by `value`; the 8-octet salt is
+/// shortened to keep every length.
+fn with_kdf_integer(der: &[u8], value: &[u8]) -> Vec<u8> {
+    let salt = der.windows(2).position(|w| w == [0x04, 0x08]).unwrap();
+    assert_eq!(der[salt + 10..salt + 12], [0x02, 0x02]);
+    let shorter = value.len() - 2;
+    let mut out = der[..salt].to_vec();
+    out.extend([0x04, (8 - shorter) as u8]);
+    out.extend_from_slice(&der[salt + 2..salt + 10 - shorter]);
+    out.extend([0x02, value.len() as u8]);
+    out.extend_from_slice(value);
+    out.extend_from_slice(&der[salt + 14..]);
+    out
+}
+
+/// A PKCS#12 PFX (`30 82 LL LL`, ending with `MacData`'s 2-octet iteration count)
+/// with the iteration count replaced by the 4 octets `value`.
+fn p12_with_mac_iterations(pfx: &[u8], value: &[u8; 4]) -> Vec<u8> {
+    let n = pfx.len();
+    assert_eq!(pfx[..2], [0x30, 0x82]);
+    assert_eq!(pfx[n - 4..n - 2], [0x02, 0x02]);
+    let mut out = pfx[..n - 4].to_vec();
+    out.extend([0x02, 0x04]);
+    out.extend_from_slice(value);
+    let len = u16::from_be_bytes([out[2], out[3]]) + 2;
+    out[2..4].copy_from_slice(&len.to_be_bytes());
+    // MacData: SEQUENCE { DigestInfo, OCTET STRING salt, INTEGER } with a short length.
+    let mac = (0..n - 4)
+        .rev()
+        .find(|&i| out[i] == 0x30 && i + 2 + usize::from(out[i + 1]) == n)
+        .unwrap();
+    out[mac + 1] += 2;
+    out
 }
 
 /// `cert` whose serial INTEGER claims a length running past the certificate.
@@ -1039,6 +1100,35 @@ fn content_cases() -> Vec<Case> {
                 .names(p),
         );
     }
+    // Key derivation costs from the file: refused before any work is done.
+    for (file, names) in [
+        ("scrypt-1-tib.der", "scrypt with N=1073741824, r=8, p=1"),
+        (
+            "pbkdf2-2g-iterations.der",
+            "PBKDF2 with 2147483647 iterations",
+        ),
+    ] {
+        let p = fx.path(file);
+        cases.push(
+            case(
+                format!("encrypted key {file}"),
+                &cp(&["--certificate", &t("ec-p256/cert.pem"), "--private-key", &p]),
+            )
+            .env("IAMRA_PKCS8_PASSWORD", PASSWORD)
+            .names(format!(
+                "private key {p} uses an unsupported encryption ({names}"
+            )),
+        );
+    }
+    let p = fx.path("p12-mac-2g-iterations.p12");
+    cases.push(
+        case(
+            "PKCS#12 with 2^31 MAC iterations",
+            &cp(&["--certificate", &p]),
+        )
+        .env("IAMRA_PKCS12_PASSWORD", PASSWORD)
+        .names(format!("PKCS#12 bundle {p} does not parse")),
+    );
     // Wrong passwords from the environment (errors.rs pins a wrong password file).
     let wrong = "not-the-password-4a1f";
     for key in [

@@ -35,7 +35,10 @@ fn sdk_config_gets_credentials_and_fresh_ones_after_expiry() {
         .clock(clock.clone())
         .build()
         .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
@@ -48,7 +51,11 @@ fn sdk_config_gets_credentials_and_fresh_ones_after_expiry() {
         assert!(first.session_token().is_some());
         assert!(first.expiry().is_some());
         let again = sdk_provider.provide_credentials().await.unwrap();
-        assert_eq!(first.access_key_id(), again.access_key_id(), "valid credentials are re-used");
+        assert_eq!(
+            first.access_key_id(),
+            again.access_key_id(),
+            "valid credentials are re-used"
+        );
         assert_eq!(ep.requests().len(), 1);
 
         // Past expiry: a new CreateSession and new credentials.
@@ -61,7 +68,10 @@ fn sdk_config_gets_credentials_and_fresh_ones_after_expiry() {
 
 #[test]
 fn builder_reports_missing_settings_and_bad_files() {
-    let e = iamra::RolesAnywhereProvider::builder().certificate(td("rsa2048/combined.pem")).build().unwrap_err();
+    let e = iamra::RolesAnywhereProvider::builder()
+        .certificate(td("rsa2048/combined.pem"))
+        .build()
+        .unwrap_err();
     assert_eq!(e.to_string(), "trust_anchor_arn is required");
     let e = iamra::RolesAnywhereProvider::builder()
         .certificate(td("mismatch/cert.pem"))

@@ -190,7 +190,10 @@ fn spawn(state: &Path, log: &Path) -> (Child, u16) {
             if TcpStream::connect(("127.0.0.1", port + 1)).is_ok() {
                 return (child, port);
             }
-            assert!(Instant::now() < deadline, "swtpm did not start");
+            if Instant::now() >= deadline {
+                drop(KillOnDrop(child));
+                panic!("swtpm did not start");
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -288,7 +291,9 @@ fn build_template() -> Template {
         "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
     )
     .unwrap();
-    let (mut child, port) = spawn(&state, &dir.join("swtpm.log"));
+    let (child, port) = spawn(&state, &dir.join("swtpm.log"));
+    // Killed on drop, so a failing fixture command (a panic) leaves no swtpm behind.
+    let mut child = KillOnDrop(child);
     let t = Tools {
         tcti: format!("swtpm:host=127.0.0.1,port={port}"),
         dir: &dir,
@@ -518,12 +523,21 @@ fn build_template() -> Template {
         .stderr(Stdio::null())
         .status();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+    while child.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     Template { dir }
+}
+
+/// A child process killed (and reaped) when dropped, panics included.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 impl Swtpm {
@@ -628,7 +642,10 @@ impl Swtpm {
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // ports still in TIME_WAIT: try again
                 }
-                assert!(Instant::now() < deadline, "swtpm did not restart");
+                if Instant::now() >= deadline {
+                    drop(KillOnDrop(child));
+                    panic!("swtpm did not restart");
+                }
                 std::thread::sleep(Duration::from_millis(20));
             }
             assert!(Instant::now() < deadline, "swtpm did not restart");
