@@ -15,6 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(git rev-parse --show-toplevel 2>/dev/null || pwd)
 db=${ADVISORY_DB:-$root/../shared/advisory-db}
+# A clone made elsewhere on this machine (a CI work folder) still finds the workplace copy.
+[ -d "$db/crates" ] || [ -n "${ADVISORY_DB:-}" ] || db=/work/shared/advisory-db
 if [ ! -d "$db/crates" ]; then
   echo "deny.sh: no advisory database at $db (expected a checkout of rustsec/advisory-db with a crates/ folder); set ADVISORY_DB" >&2
   exit 1
