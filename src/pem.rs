@@ -138,6 +138,22 @@ mod tests {
     }
 
     #[test]
+    fn debug_prints_the_label_and_length_never_the_bytes() {
+        let text =
+            b"-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw==\n-----END PRIVATE KEY-----\n";
+        let blocks = parse_all(text).unwrap();
+        let debug = format!("{:?} {:#?}", blocks[0], blocks[0]);
+        assert!(
+            debug.contains("PRIVATE KEY") && debug.contains("len: 16"),
+            "{debug}"
+        );
+        assert!(
+            !debug.contains("secret") && !debug.contains("115, 101"),
+            "{debug}"
+        );
+    }
+
+    #[test]
     fn flags_encryption_headers() {
         let text = b"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAEC\n-----END RSA PRIVATE KEY-----\n";
         let blocks = parse_all(text).unwrap();
