@@ -175,11 +175,13 @@ pub fn run(a: Args) -> Result<(), CliError> {
     check_refresh_before(a.refresh_before, a.credential.session_duration)?;
     let p = super::prepare(&a.credential)?;
     let role_arn = p.params.role().clone();
-    let workers = std::env::var("IAMRA_EXPERIMENT_WORKERS").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4)));
-    let runtime = if workers == 0 { tokio::runtime::Builder::new_current_thread().enable_all().build() } else { tokio::runtime::Builder::new_multi_thread()
+    // A few worker threads: the credential GETs are served from memory, so more
+    // threads than cores (at most 4) only add contention.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
-        .build() }
+        .build()
         .map_err(CliError::Runtime)?;
     runtime.block_on(async move {
         let shutdown = shutdown_signal();
