@@ -40,6 +40,10 @@ pub struct Args {
     /// or link, as on EC2).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=255), env = "IAMRA_HOP_LIMIT")]
     pub hop_limit: u8,
+    /// Threads answering requests (default: half the cores, at least 1, at most 4; the
+    /// clients run on this machine too and need the other half).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), env = "IAMRA_THREADS")]
+    pub threads: Option<u16>,
     /// Also serve the ECS container-credentials endpoint, with a token generated at start
     /// and written to FILE (mode 0600) for AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE.
     #[arg(
@@ -175,11 +179,9 @@ pub fn run(a: Args) -> Result<(), CliError> {
     check_refresh_before(a.refresh_before, a.credential.session_duration)?;
     let p = super::prepare(&a.credential)?;
     let role_arn = p.params.role().clone();
-    // A few worker threads: the credential GETs are served from memory, so more
-    // threads than cores (at most 4) only add contention.
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
+    // This runtime accepts connections, refreshes the credentials and waits for
+    // signals; the server answers requests on threads of its own.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
@@ -198,6 +200,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
             role_arn,
             ecs_token: ecs_token.clone(),
             limits: server::Limits::default(),
+            threads: a.threads.map_or_else(server::default_threads, usize::from),
         };
         let server = match activated_listener()? {
             Some(listener) => {

@@ -864,6 +864,7 @@ mod library {
                 role_arn: Arn::parse(ArnKind::Role, ROLE_ARN).unwrap(),
                 ecs_token: Some(SecretString::from("library-ecs-token-0123456789")),
                 limits,
+                threads: 2,
             })
             .unwrap()
         });

@@ -18,6 +18,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use zeroize::Zeroizing;
 
 use super::{Resp, ServeError, State, reply, unavailable_reason};
+use crate::credentials::TemporaryCredentials;
 use crate::output::credentials_file::{self, Mode};
 use crate::output::utc_seconds;
 
@@ -167,22 +168,30 @@ pub(super) fn handle(state: &State, parts: &Parts) -> Option<Resp> {
             &unavailable_reason(&snapshot),
         ));
     };
+    Some(reply(
+        StatusCode::OK,
+        "application/json",
+        state.documents(c, snapshot.obtained_at).ecs,
+    ))
+}
+
+/// The credentials document.
+pub fn credentials_json(
+    role_arn: &str,
+    account: &str,
+    c: &TemporaryCredentials,
+) -> Zeroizing<String> {
     let q = |s: &str| Zeroizing::new(serde_json::Value::String(s.to_owned()).to_string());
     // Security: the document carries the secret key and token; it only goes to a
     // client that presented the token.
-    let doc = Zeroizing::new(format!(
+    Zeroizing::new(format!(
         "{{\"RoleArn\":{},\"AccessKeyId\":{},\"SecretAccessKey\":{},\"Token\":{},\"Expiration\":\"{}\",\"AccountId\":{}}}\n",
-        q(&state.role.arn).as_str(),
+        q(role_arn).as_str(),
         q(c.access_key_id()).as_str(),
         q(c.secret_access_key()).as_str(),
         q(c.session_token()).as_str(),
         utc_seconds(c.expires_at()),
-        q(&state.role.account).as_str(),
-    ));
-    Some(reply(
-        StatusCode::OK,
-        "application/json",
-        doc.as_bytes().to_vec(),
+        q(account).as_str(),
     ))
 }
 

@@ -199,13 +199,11 @@ pub(super) fn handle(state: &State, parts: &Parts) -> Option<Resp> {
         Route::Credentials(name) if name == state.role.name => {
             let snapshot = state.creds.borrow();
             match snapshot.valid_at(state.clock.now()) {
-                Some(c) => {
-                    let doc = credentials_json(
-                        c,
-                        snapshot.obtained_at.unwrap_or_else(|| state.clock.now()),
-                    );
-                    reply(StatusCode::OK, "application/json", doc.as_bytes().to_vec())
-                }
+                Some(c) => reply(
+                    StatusCode::OK,
+                    "application/json",
+                    state.documents(c, snapshot.obtained_at).imds,
+                ),
                 None => text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &unavailable_reason(&snapshot),

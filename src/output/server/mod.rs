@@ -46,7 +46,9 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use secrecy::SecretString;
-use tokio::sync::{Semaphore, watch};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use crate::clock::Clock;
 use crate::refresh::Snapshot;
@@ -100,6 +102,17 @@ pub struct ServerConfig {
     pub ecs_token: Option<SecretString>,
     /// Limits.
     pub limits: Limits,
+    /// Serving threads (at least one); see [`default_threads`].
+    pub threads: usize,
+}
+
+/// Half the cores (rounded up), at most four. The clients are on this machine too
+/// (the hop limit sees to that) and need cores of their own; one thread answers
+/// tens of thousands of requests a second from memory (BENCHMARKS.md), and on a
+/// two-core machine shared with its load generator one thread beat two for both
+/// throughput and tail latency.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2).clamp(1, 4))
 }
 
 /// The server could not start.
@@ -131,6 +144,9 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// A serving thread could not start.
+    #[error("cannot start a serving thread: {0}")]
+    Thread(#[source] std::io::Error),
     /// The ECS token file is unusable.
     #[error("ECS token file {} {reason}", path.display())]
     TokenFile {
@@ -190,6 +206,62 @@ struct State {
     creds: watch::Receiver<Snapshot>,
     clock: Arc<dyn Clock>,
     limits: Limits,
+    rendered: std::sync::RwLock<Option<Documents>>,
+}
+
+/// A response body that holds secrets: the buffer is zeroized when the last
+/// reference to it (ours, or hyper's once it is sent) is dropped.
+struct SecretBody(zeroize::Zeroizing<Vec<u8>>);
+
+impl AsRef<[u8]> for SecretBody {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+fn secret_body(mut text: zeroize::Zeroizing<String>) -> Bytes {
+    Bytes::from_owner(SecretBody(zeroize::Zeroizing::new(
+        std::mem::take(&mut *text).into_bytes(),
+    )))
+}
+
+/// The credentials documents, rendered once per set of credentials.
+#[derive(Clone)]
+struct Documents {
+    /// The credentials they were rendered from.
+    of: Arc<crate::credentials::TemporaryCredentials>,
+    imds: Bytes,
+    ecs: Bytes,
+}
+
+impl State {
+    /// The documents for `c` (obtained at `obtained_at`), from the cache when they
+    /// were rendered for these very credentials.
+    fn documents(
+        &self,
+        c: &Arc<crate::credentials::TemporaryCredentials>,
+        obtained_at: Option<::time::OffsetDateTime>,
+    ) -> Documents {
+        if let Some(d) = self
+            .rendered
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|d| Arc::ptr_eq(&d.of, c))
+        {
+            return d.clone();
+        }
+        let d = Documents {
+            of: c.clone(),
+            imds: secret_body(imds::credentials_json(
+                c,
+                obtained_at.unwrap_or_else(|| self.clock.now()),
+            )),
+            ecs: secret_body(ecs::credentials_json(&self.role.arn, &self.role.account, c)),
+        };
+        *self.rendered.write().unwrap_or_else(|p| p.into_inner()) = Some(d.clone());
+        d
+    }
 }
 
 /// A bound, not yet serving, server.
@@ -293,6 +365,12 @@ impl Server {
     }
 
     /// Serves `creds` until `shutdown` completes, then shuts down gracefully.
+    ///
+    /// Connections are accepted on the caller's runtime and handed to
+    /// [`ServerConfig::threads`] serving threads, each with its own single-threaded
+    /// runtime, to the one with the fewest open connections: a connection and all
+    /// its requests stay on one thread, so that a request never waits for a wake-up
+    /// from another thread (what a work-stealing runtime does on every request).
     pub async fn run(
         self,
         creds: watch::Receiver<Snapshot>,
@@ -310,17 +388,29 @@ impl Server {
             creds,
             clock,
             limits: limits.clone(),
+            rendered: std::sync::RwLock::new(None),
         });
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout)
             .max_buf_size(limits.max_head.max(8192))
-            .keep_alive(true);
+            .keep_alive(true)
+            // Answers are small: one write of one buffer costs less than a writev of
+            // the head and the body (measured, BENCHMARKS.md).
+            .writev(false);
         let http = Arc::new(http);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut workers = Vec::new();
+        for i in 0..self.config.threads.max(1) {
+            workers.push(Worker::start(
+                i,
+                state.clone(),
+                http.clone(),
+                stop_rx.clone(),
+            )?);
+        }
         let hop_limit = self.config.hop_limit;
         let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mut connections = tokio::task::JoinSet::new();
         tracing::info!("serving credentials on http://{local}/");
         tokio::pin!(shutdown);
         loop {
@@ -352,44 +442,138 @@ impl Server {
                 continue;
             }
             let _ = stream.set_nodelay(true);
-            let state = state.clone();
-            let http = http.clone();
-            let mut stop = stop_rx.clone();
-            connections.spawn(async move {
-                let _permit = permit;
-                let service = hyper::service::service_fn(move |req| {
-                    let state = state.clone();
-                    async move { Ok::<_, Infallible>(handle(&state, req).await) }
-                });
-                let conn = http.serve_connection(TokioIo::new(stream), service);
-                tokio::pin!(conn);
-                tokio::select! {
-                    _ = conn.as_mut() => {}
-                    () = async { let _ = stop.wait_for(|s| *s).await; } => {
-                        conn.as_mut().graceful_shutdown();
-                        let _ = conn.await;
-                    }
+            let stream = match stream.into_std() {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("cannot hand over the connection from {peer}; closing it: {e}");
+                    continue;
                 }
-            });
-            while connections.try_join_next().is_some() {}
+            };
+            let Some(worker) = workers
+                .iter()
+                .filter(|w| !w.queue.is_closed())
+                .min_by_key(|w| w.open.load(Ordering::Relaxed))
+            else {
+                tracing::error!("every serving thread has stopped; stopping");
+                break;
+            };
+            worker.open.fetch_add(1, Ordering::Relaxed);
+            if worker.queue.send((stream, permit)).is_err() {
+                worker.open.fetch_sub(1, Ordering::Relaxed);
+                tracing::warn!("a serving thread has stopped; closing the connection from {peer}");
+            }
         }
         drop(listener);
         let _ = stop_tx.send(true);
-        if tokio::time::timeout(limits.shutdown_grace, async {
-            while connections.join_next().await.is_some() {}
-        })
-        .await
-        .is_err()
-        {
-            tracing::warn!(
-                "{} connection(s) still open after {} s; closing them",
-                connections.len(),
-                limits.shutdown_grace.as_secs()
-            );
-            connections.abort_all();
+        for w in workers {
+            drop(w.queue);
+            // The thread ends once its connections have (within the grace period).
+            let _ = w.done.await;
         }
         tracing::info!("stopped serving");
         Ok(())
+    }
+}
+
+/// A connection handed to a serving thread, with its place among the connections
+/// allowed at once.
+type Handover = (std::net::TcpStream, OwnedSemaphorePermit);
+
+/// A serving thread, seen from the acceptor.
+struct Worker {
+    /// Where its connections go.
+    queue: mpsc::UnboundedSender<Handover>,
+    /// How many connections it has open.
+    open: Arc<AtomicUsize>,
+    /// Completes when it has stopped.
+    done: oneshot::Receiver<()>,
+}
+
+impl Worker {
+    /// Starts serving thread `index`.
+    fn start(
+        index: usize,
+        state: Arc<State>,
+        http: Arc<hyper::server::conn::http1::Builder>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Self, ServeError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ServeError::Thread)?;
+        let (queue, incoming) = mpsc::unbounded_channel();
+        let (finished, done) = oneshot::channel();
+        let open = Arc::new(AtomicUsize::new(0));
+        let count = open.clone();
+        std::thread::Builder::new()
+            .name(format!("iamra-serve-{index}"))
+            .spawn(move || {
+                runtime.block_on(serve_connections(incoming, state, http, stop, count));
+                let _ = finished.send(());
+            })
+            .map_err(ServeError::Thread)?;
+        Ok(Self { queue, open, done })
+    }
+}
+
+/// A serving thread's loop: serves the connections it is handed until the acceptor
+/// stops, then gives those still open the grace period to finish.
+async fn serve_connections(
+    mut incoming: mpsc::UnboundedReceiver<Handover>,
+    state: Arc<State>,
+    http: Arc<hyper::server::conn::http1::Builder>,
+    stop: watch::Receiver<bool>,
+    open: Arc<AtomicUsize>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    while let Some((stream, permit)) = incoming.recv().await {
+        while connections.try_join_next().is_some() {}
+        let stream = match stream
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::TcpStream::from_std(stream))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                open.fetch_sub(1, Ordering::Relaxed);
+                tracing::warn!("cannot serve a connection on this thread; closing it: {e}");
+                continue;
+            }
+        };
+        let state = state.clone();
+        let http = http.clone();
+        let mut stop = stop.clone();
+        let open = open.clone();
+        connections.spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(&state, req).await) }
+            });
+            let conn = http.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = async { let _ = stop.wait_for(|s| *s).await; } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            open.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+    let grace = state.limits.shutdown_grace;
+    if tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        tracing::warn!(
+            "{} connection(s) still open after {} s; closing them",
+            connections.len(),
+            grace.as_secs()
+        );
+        connections.abort_all();
     }
 }
 
@@ -567,6 +751,7 @@ mod tests {
             role_arn: arn,
             ecs_token: None,
             limits: Limits::default(),
+            threads: 1,
         };
         let ip = c.addr.ip();
         assert!(matches!(
