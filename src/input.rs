@@ -48,7 +48,7 @@ pub enum ReadError {
         /// The path as given.
         path: PathBuf,
     },
-    /// `env:NAME` names an unset or non-UTF-8 variable.
+    /// `env:NAME` names an unset variable.
     #[error("{what} {}: environment variable {name} is not set", path.display())]
     EnvMissing {
         /// What the input was meant to hold.
@@ -118,9 +118,11 @@ pub fn read_file(what: &'static str, path: &Path) -> Result<Zeroizing<Vec<u8>>, 
                 Err(kind) => return Err(io(std::io::Error::from(*kind))),
             }
         }
-        Source::Env(name) => match std::env::var(name) {
-            Ok(v) => Zeroizing::new(v.into_bytes()),
-            Err(_) => {
+        // The bytes as they are: a value that is not UTF-8 is still set, and the
+        // parser that reads it says what is wrong with it.
+        Source::Env(name) => match std::env::var_os(name) {
+            Some(v) => Zeroizing::new(std::os::unix::ffi::OsStringExt::into_vec(v)),
+            None => {
                 return Err(ReadError::EnvMissing {
                     what,
                     path: path.to_path_buf(),

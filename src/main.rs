@@ -76,9 +76,32 @@ fn quiet_libtss2() {
     }
 }
 
+/// Keeps keys, PINs and credentials in this process's memory out of core dumps
+/// (a panic aborts, and SIGABRT would dump core where core dumps are on) and out of
+/// reach of other processes of the same user (no ptrace attach, no
+/// `/proc/PID/mem`): the process is made non-dumpable and its core size limit 0.
+/// root keeps its reach (see SECURITY.md). Returns what failed, logged once logging
+/// is set up.
+fn harden_process() -> Vec<String> {
+    use rustix::process::{DumpableBehavior, Resource, Rlimit, set_dumpable_behavior, setrlimit};
+    let mut failed = Vec::new();
+    let none = Rlimit {
+        current: Some(0),
+        maximum: Some(0),
+    };
+    if let Err(e) = setrlimit(Resource::Core, none) {
+        failed.push(format!("cannot disable core dumps (RLIMIT_CORE): {e}"));
+    }
+    if let Err(e) = set_dumpable_behavior(DumpableBehavior::NotDumpable) {
+        failed.push(format!("cannot make the process non-dumpable: {e}"));
+    }
+    failed
+}
+
 fn main() {
     #[cfg(feature = "tpm")]
     quiet_libtss2();
+    let hardening_failed = harden_process();
     let parsed = match cli::args::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -113,6 +136,9 @@ fn main() {
     if let Err(e) = init_logging(&parsed.log) {
         eprintln!("iamra: error: {e}");
         std::process::exit(2);
+    }
+    for failure in hardening_failed {
+        tracing::warn!("{failure}");
     }
     if let Err(e) = cli::run(parsed.command) {
         eprintln!("iamra: error: {}", iamra::error::chain(&e));

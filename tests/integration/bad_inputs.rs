@@ -894,7 +894,8 @@ fn file_cases() -> Vec<Case> {
             &cp(&["--certificate", "env:IAMRA_TEST_BYTES"]),
         )
         .env("IAMRA_TEST_BYTES", OsStr::from_bytes(b"\xff\xfe"))
-        .names("env:IAMRA_TEST_BYTES"),
+        // Set, so not "not set": what is wrong is its content.
+        .names("env:IAMRA_TEST_BYTES holds no certificate"),
     );
     cases.push(
         case(

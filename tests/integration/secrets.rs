@@ -111,3 +111,86 @@ fn no_command_logs_a_secret_at_trace_level() {
         assert!(!content.contains(&secrets[1]));
     }
 }
+
+/// A running iamra is not dumpable (no core file, no ptrace attach or
+/// `/proc/PID/mem` read by another process of its user) and its core size limit is
+/// 0. The kernel shows a non-dumpable process's /proc files as owned by root, so
+/// the check needs iamra to run as another user: as root, the test runs it as
+/// `nobody` through setpriv (util-linux).
+#[test]
+fn a_running_iamra_cannot_dump_core_or_be_read_by_its_user() {
+    use std::io::Write as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    let iamra = env!("CARGO_BIN_EXE_iamra");
+    // Reading the certificate from stdin keeps it waiting there, after start-up.
+    let args = [
+        "credential-process",
+        "--certificate",
+        "-",
+        "--private-key",
+        "/nonexistent/key.pem",
+        "--trust-anchor-arn",
+        TRUST_ANCHOR_ARN,
+        "--profile-arn",
+        PROFILE_ARN,
+        "--role-arn",
+        ROLE_ARN,
+    ];
+    let mut cmd = if root {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", iamra]);
+        c
+    } else {
+        std::process::Command::new(iamra)
+    };
+    let mut child = cmd
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run iamra (as root, through setpriv from util-linux)");
+    let proc_dir = format!("/proc/{}", child.id());
+    // Wait until setpriv has become iamra and iamra has hardened itself.
+    let mut limits = String::new();
+    for _ in 0..200 {
+        let exe = std::fs::read_link(format!("{proc_dir}/exe")).ok();
+        limits = std::fs::read_to_string(format!("{proc_dir}/limits")).unwrap_or_default();
+        let ready = exe.is_some_and(|e| e.ends_with("iamra"))
+            && limits.lines().any(|l| {
+                l.starts_with("Max core file size") && l.split_whitespace().nth(4) == Some("0")
+            });
+        if ready {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap_or_else(|| panic!("no core limit in {limits}"));
+    assert_eq!(
+        core.split_whitespace().collect::<Vec<_>>()[4..6],
+        ["0", "0"],
+        "{core}"
+    );
+    let status_owner = std::fs::metadata(format!("{proc_dir}/status"))
+        .unwrap()
+        .uid();
+    let status = std::fs::read_to_string(format!("{proc_dir}/status")).unwrap();
+    let real_uid: u32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert_ne!(real_uid, 0, "iamra should run as another user here");
+    assert_eq!(
+        status_owner, 0,
+        "/proc/PID/status of a dumpable process is owned by its user ({real_uid})"
+    );
+    drop(child.stdin.take().map(|mut s| s.write_all(b"")));
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+}
