@@ -704,18 +704,11 @@ const T: &str = "certs-testdata";
 
 /// ARNs, and an endpoint nothing listens on: every local case fails before the network.
 fn arns() -> Vec<String> {
-    [
-        "--trust-anchor-arn",
-        TRUST_ANCHOR_ARN,
-        "--profile-arn",
-        PROFILE_ARN,
-        "--role-arn",
-        ROLE_ARN,
-        "--endpoint",
-        "https://127.0.0.1:1",
-    ]
-    .map(String::from)
-    .to_vec()
+    ARN_FLAGS
+        .iter()
+        .chain(&["--endpoint", "https://127.0.0.1:1"])
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// `credential-process` with the ARNs and `extra`.

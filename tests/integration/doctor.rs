@@ -7,17 +7,10 @@ fn doctor(ep: Option<&Endpoint>, extra: &[&str]) -> (String, i32) {
     match ep {
         Some(ep) => args.extend(ep.flags()),
         None => args.extend(
-            [
-                "--trust-anchor-arn",
-                TRUST_ANCHOR_ARN,
-                "--profile-arn",
-                PROFILE_ARN,
-                "--role-arn",
-                ROLE_ARN,
-                "--offline",
-            ]
-            .iter()
-            .map(|s| s.to_string()),
+            ARN_FLAGS
+                .iter()
+                .chain(&["--offline"])
+                .map(|s| s.to_string()),
         ),
     }
     args.extend(

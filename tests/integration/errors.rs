@@ -3,23 +3,14 @@
 
 use crate::common::*;
 
-const ARNS: &[&str] = &[
-    "--trust-anchor-arn",
-    TRUST_ANCHOR_ARN,
-    "--profile-arn",
-    PROFILE_ARN,
-    "--role-arn",
-    ROLE_ARN,
-    // Nothing listens here: every case below must fail before the network.
-    "--endpoint",
-    "https://127.0.0.1:1",
-];
+/// Nothing listens here: every case below must fail before the network.
+const NO_ENDPOINT: [&str; 2] = ["--endpoint", "https://127.0.0.1:1"];
 
 const T: &str = "certs-testdata";
 
 fn cp(extra: &[&str]) -> Vec<String> {
     let mut v = vec!["credential-process".to_string()];
-    v.extend(ARNS.iter().map(|s| s.to_string()));
+    v.extend(ARN_FLAGS.iter().chain(&NO_ENDPOINT).map(|s| s.to_string()));
     v.extend(extra.iter().map(|s| s.replace("$T", T)));
     v
 }

@@ -22,18 +22,10 @@ fn cp_offline(extra: &[&str]) -> Vec<String> {
     let mut v = vec!["credential-process".to_string()];
     v.extend(extra.iter().map(|s| s.to_string()));
     v.extend(
-        [
-            "--trust-anchor-arn",
-            TRUST_ANCHOR_ARN,
-            "--profile-arn",
-            PROFILE_ARN,
-            "--role-arn",
-            ROLE_ARN,
-            "--endpoint",
-            "https://127.0.0.1:1",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
+        ARN_FLAGS
+            .iter()
+            .chain(&["--endpoint", "https://127.0.0.1:1"])
+            .map(|s| s.to_string()),
     );
     v
 }

@@ -124,19 +124,14 @@ fn a_running_iamra_cannot_dump_core_or_be_read_by_its_user() {
     let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
     let iamra = env!("CARGO_BIN_EXE_iamra");
     // Reading the certificate from stdin keeps it waiting there, after start-up.
-    let args = [
+    let mut args = vec![
         "credential-process",
         "--certificate",
         "-",
         "--private-key",
         "/nonexistent/key.pem",
-        "--trust-anchor-arn",
-        TRUST_ANCHOR_ARN,
-        "--profile-arn",
-        PROFILE_ARN,
-        "--role-arn",
-        ROLE_ARN,
     ];
+    args.extend(ARN_FLAGS);
     let mut cmd = if root {
         let mut c = std::process::Command::new("setpriv");
         c.args(["--reuid=65534", "--regid=65534", "--clear-groups", iamra]);

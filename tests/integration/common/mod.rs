@@ -14,6 +14,16 @@ pub const PROFILE_ARN: &str =
 pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/iamra-test-role";
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// The three ARN flags with the test PKI's ARNs.
+pub const ARN_FLAGS: [&str; 6] = [
+    "--trust-anchor-arn",
+    TRUST_ANCHOR_ARN,
+    "--profile-arn",
+    PROFILE_ARN,
+    "--role-arn",
+    ROLE_ARN,
+];
+
 /// `certs-testdata/<rel>`.
 pub fn td(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
