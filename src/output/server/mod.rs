@@ -108,9 +108,9 @@ pub struct ServerConfig {
 
 /// Half the cores (rounded up), at most four. The clients are on this machine too
 /// (the hop limit sees to that) and need cores of their own; one thread answers
-/// tens of thousands of requests a second from memory (BENCHMARKS.md), and on a
-/// two-core machine shared with its load generator one thread beat two for both
-/// throughput and tail latency.
+/// tens of thousands of requests a second from memory, and on a two-core machine
+/// shared with its load generator it gave the better tail latency and CPU cost per
+/// request (BENCHMARKS.md).
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2).clamp(1, 4))
 }
