@@ -93,6 +93,11 @@ impl Daemon {
         })
     }
 
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything written to stderr so far.
     pub(crate) fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
@@ -753,6 +758,15 @@ fn serve_refuses_unsafe_or_impossible_configurations() {
         ]),
         "iamra: error: --hop-limit 2 cannot be used with the non-loopback --bind 0.0.0.0: it must be 1 there\n",
     );
+    let out = run(&["--threads", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with(
+            "iamra: error: invalid value '0' for '--threads <N>': 0 is not in 1..=256\n"
+        ),
+        "{out:?}"
+    );
     assert_fails_with(
         &run(&["--refresh-before", "15m"]),
         "iamra: error: --refresh-before 900s must be shorter than --session-duration 900\n",
@@ -781,6 +795,92 @@ fn serve_refuses_unsafe_or_impossible_configurations() {
         log_entries(&ep).is_empty(),
         "nothing was sent for a local error"
     );
+}
+
+#[test]
+fn serve_answers_many_clients_at_once_on_the_threads_asked_for() {
+    let ep = Endpoint::start_with(&["--max-duration", "900"]);
+    let s = serve(&ep, &["--threads", "3"], &[], 1);
+    let task_names = || -> Vec<String> {
+        let dir = format!("/proc/{}/task", s.daemon.pid());
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|n| n.trim_end().to_string())
+            .filter(|n| n.starts_with("iamra-serve-"))
+            .collect();
+        names.sort();
+        names
+    };
+    // The serving threads start right after the endpoint lines are printed.
+    let mut names = task_names();
+    for _ in 0..200 {
+        if names.len() >= 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        names = task_names();
+    }
+    assert_eq!(names, ["iamra-serve-0", "iamra-serve-1", "iamra-serve-2"]);
+    // Twelve clients at once, each on its own keep-alive connection: a token PUT and
+    // then GETs, all answered, all with the same credentials.
+    let clients: Vec<_> = (0..12)
+        .map(|_| {
+            let addr = s.addr.clone();
+            std::thread::spawn(move || {
+                let mut conn = TcpStream::connect(&addr).unwrap();
+                let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+                let mut exchange = |req: String| -> String {
+                    conn.write_all(req.as_bytes()).unwrap();
+                    let mut length = 0;
+                    let mut status = String::new();
+                    reader.read_line(&mut status).unwrap();
+                    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+                    loop {
+                        let mut line = String::new();
+                        reader.read_line(&mut line).unwrap();
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    String::from_utf8(body).unwrap()
+                };
+                let token = exchange(format!(
+                    "PUT /latest/api/token HTTP/1.1\r\nHost: {addr}\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n"
+                ));
+                (0..50)
+                    .map(|_| {
+                        exchange(format!(
+                            "GET /latest/meta-data/iam/security-credentials/iamra-test-role HTTP/1.1\r\nHost: {addr}\r\nX-aws-ec2-metadata-token: {token}\r\n\r\n"
+                        ))
+                    })
+                    .collect::<std::collections::BTreeSet<String>>()
+            })
+        })
+        .collect();
+    let mut documents = std::collections::BTreeSet::new();
+    for c in clients {
+        documents.extend(c.join().unwrap());
+    }
+    assert_eq!(
+        documents.len(),
+        1,
+        "every answer carries the same credentials"
+    );
+    let doc: serde_json::Value = serde_json::from_str(documents.first().unwrap()).unwrap();
+    assert_eq!(doc["Code"], "Success");
+    assert_eq!(
+        log_entries(&ep).len(),
+        1,
+        "one CreateSession for all of them"
+    );
+    let (status, stderr) = s.daemon.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
 }
 
 #[test]
