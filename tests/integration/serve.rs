@@ -978,6 +978,47 @@ mod library {
         rt.block_on(task).unwrap().unwrap();
     }
 
+    /// The caller's runtime also runs the refresh, which may block in a slow HSM or
+    /// TPM: accepting and answering go on without it.
+    #[test]
+    fn requests_are_answered_while_the_callers_runtime_is_blocked() {
+        let (_tx, rx) = watch::channel(Snapshot {
+            credentials: Some(creds(600)),
+            ..Snapshot::default()
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let server = Server::bind(ServerConfig {
+                addr: "127.0.0.1:0".parse().unwrap(),
+                allow_non_loopback: false,
+                hop_limit: 1,
+                role_arn: Arn::parse(ArnKind::Role, ROLE_ARN).unwrap(),
+                ecs_token: None,
+                limits: Limits::default(),
+                threads: 1,
+            })
+            .unwrap();
+            let addr = server.local_addr().to_string();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let run = tokio::spawn(server.run(rx, Arc::new(iamra::clock::SystemClock), async {
+                let _ = stopped.await;
+            }));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            // Block the runtime's only thread while a client connects and asks.
+            let client = std::thread::spawn(move || {
+                let token = imds_token(&addr);
+                imds_credentials(&addr, &token)
+            });
+            let doc = client.join().unwrap();
+            assert_eq!(doc["SecretAccessKey"], "library-secret");
+            let _ = stop.send(());
+            run.await.unwrap().unwrap();
+        });
+    }
+
     #[test]
     fn expired_credentials_are_a_503_with_the_reason_never_a_success() {
         let snapshot = Snapshot {

@@ -366,11 +366,13 @@ impl Server {
 
     /// Serves `creds` until `shutdown` completes, then shuts down gracefully.
     ///
-    /// Connections are accepted on the caller's runtime and handed to
-    /// [`ServerConfig::threads`] serving threads, each with its own single-threaded
-    /// runtime, to the one with the fewest open connections: a connection and all
-    /// its requests stay on one thread, so that a request never waits for a wake-up
-    /// from another thread (what a work-stealing runtime does on every request).
+    /// Requests are answered on [`ServerConfig::threads`] serving threads, each with
+    /// its own single-threaded runtime; the first one also accepts connections and
+    /// hands each to the thread with the fewest open connections. A connection and
+    /// all its requests stay on one thread, so that a request never waits for a
+    /// wake-up from another thread (what a work-stealing runtime does on most
+    /// requests). The caller's runtime only waits for `shutdown`: a refresh that
+    /// blocks it (a slow HSM, say) cannot hold up accepting or answering.
     pub async fn run(
         self,
         creds: watch::Receiver<Snapshot>,
@@ -378,8 +380,6 @@ impl Server {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ServeError> {
         let local = self.local;
-        let listener = tokio::net::TcpListener::from_std(self.listener)
-            .map_err(socket_err("register the socket", local))?;
         let limits = self.config.limits.clone();
         let state = Arc::new(State {
             role: Role::of(&self.config.role_arn)?,
@@ -400,29 +400,142 @@ impl Server {
             .writev(false);
         let http = Arc::new(http);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let mut workers = Vec::new();
-        for i in 0..self.config.threads.max(1) {
-            workers.push(Worker::start(
-                i,
-                state.clone(),
-                http.clone(),
-                stop_rx.clone(),
-            )?);
+        let threads = self.config.threads.max(1);
+        let mut queues = Vec::with_capacity(threads);
+        let mut incoming = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let open = Arc::new(AtomicUsize::new(0));
+            queues.push(Target {
+                queue: tx,
+                open: open.clone(),
+            });
+            incoming.push((rx, open));
         }
-        let hop_limit = self.config.hop_limit;
-        let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+        let acceptor = Acceptor {
+            listener: self.listener,
+            local,
+            hop_limit: self.config.hop_limit,
+            permits: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            targets: queues,
+            stop: stop_rx.clone(),
+        };
+        let (ready_tx, ready) = oneshot::channel();
+        let mut acceptor = Some((acceptor, ready_tx));
+        let mut done = Vec::with_capacity(threads);
+        for (index, (rx, open)) in incoming.into_iter().enumerate() {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(ServeError::Thread)?;
+            let (finished, finished_rx) = oneshot::channel::<()>();
+            let job = ServingThread {
+                incoming: rx,
+                open,
+                state: state.clone(),
+                http: http.clone(),
+                stop: stop_rx.clone(),
+            };
+            let accept = acceptor.take();
+            std::thread::Builder::new()
+                .name(format!("iamra-serve-{index}"))
+                .spawn(move || {
+                    runtime.block_on(async move {
+                        match accept {
+                            Some((a, ready)) => {
+                                tokio::join!(a.run(ready), job.run());
+                            }
+                            None => job.run().await,
+                        }
+                    });
+                    let _ = finished.send(());
+                })
+                .map_err(ServeError::Thread)?;
+            done.push(finished_rx);
+        }
+        // The listener is registered on the first serving thread, or that failed.
+        match ready.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = stop_tx.send(true);
+                return Err(e);
+            }
+            Err(_) => {
+                return Err(ServeError::Thread(std::io::Error::other(
+                    "the accepting thread ended at start",
+                )));
+            }
+        }
         tracing::info!("serving credentials on http://{local}/");
-        tokio::pin!(shutdown);
+        let first = done.remove(0);
+        tokio::pin!(first);
+        tokio::select! {
+            () = shutdown => {}
+            _ = &mut first => tracing::error!("the accepting thread has stopped; stopping"),
+        }
+        let _ = stop_tx.send(true);
+        let _ = first.await;
+        for d in done {
+            // A thread ends once its connections have (within the grace period).
+            let _ = d.await;
+        }
+        tracing::info!("stopped serving");
+        Ok(())
+    }
+}
+
+/// A connection handed to a serving thread, with its place among the connections
+/// allowed at once.
+type Handover = (std::net::TcpStream, OwnedSemaphorePermit);
+
+/// A serving thread, as the acceptor sees it.
+struct Target {
+    /// Where its connections go.
+    queue: mpsc::UnboundedSender<Handover>,
+    /// How many connections it has open.
+    open: Arc<AtomicUsize>,
+}
+
+/// Accepts connections and hands them to the serving threads.
+struct Acceptor {
+    listener: std::net::TcpListener,
+    local: SocketAddr,
+    hop_limit: u8,
+    permits: Arc<Semaphore>,
+    targets: Vec<Target>,
+    stop: watch::Receiver<bool>,
+}
+
+impl Acceptor {
+    /// Registers the listener (reporting the outcome on `ready`), then accepts until
+    /// told to stop. Ends by dropping the queues, which lets the threads finish.
+    async fn run(self, ready: oneshot::Sender<Result<(), ServeError>>) {
+        let local = self.local;
+        let listener = match tokio::net::TcpListener::from_std(self.listener) {
+            Ok(l) => {
+                let _ = ready.send(Ok(()));
+                l
+            }
+            Err(e) => {
+                let _ = ready.send(Err(socket_err("register the socket", local)(e)));
+                return;
+            }
+        };
+        let mut stop = self.stop;
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        tokio::pin!(stopped);
         loop {
             let permit = tokio::select! {
-                () = &mut shutdown => break,
-                p = permits.clone().acquire_owned() => match p {
+                () = &mut stopped => break,
+                p = self.permits.clone().acquire_owned() => match p {
                     Ok(p) => p,
                     Err(_) => break,
                 },
             };
             let (stream, peer) = tokio::select! {
-                () = &mut shutdown => break,
+                () = &mut stopped => break,
                 accepted = listener.accept() => match accepted {
                     Ok(a) => a,
                     Err(e) => {
@@ -433,9 +546,11 @@ impl Server {
                     }
                 },
             };
-            if let Err(e) =
-                set_hop_limit(socket2::SockRef::from(&stream), local.is_ipv6(), hop_limit)
-            {
+            if let Err(e) = set_hop_limit(
+                socket2::SockRef::from(&stream),
+                local.is_ipv6(),
+                self.hop_limit,
+            ) {
                 tracing::warn!(
                     "cannot set the hop limit on a connection from {peer}; closing it: {e}"
                 );
@@ -449,131 +564,94 @@ impl Server {
                     continue;
                 }
             };
-            let Some(worker) = workers
+            let Some(target) = self
+                .targets
                 .iter()
-                .filter(|w| !w.queue.is_closed())
-                .min_by_key(|w| w.open.load(Ordering::Relaxed))
+                .filter(|t| !t.queue.is_closed())
+                .min_by_key(|t| t.open.load(Ordering::Relaxed))
             else {
                 tracing::error!("every serving thread has stopped; stopping");
                 break;
             };
-            worker.open.fetch_add(1, Ordering::Relaxed);
-            if worker.queue.send((stream, permit)).is_err() {
-                worker.open.fetch_sub(1, Ordering::Relaxed);
+            target.open.fetch_add(1, Ordering::Relaxed);
+            if target.queue.send((stream, permit)).is_err() {
+                target.open.fetch_sub(1, Ordering::Relaxed);
                 tracing::warn!("a serving thread has stopped; closing the connection from {peer}");
             }
         }
-        drop(listener);
-        let _ = stop_tx.send(true);
-        for w in workers {
-            drop(w.queue);
-            // The thread ends once its connections have (within the grace period).
-            let _ = w.done.await;
-        }
-        tracing::info!("stopped serving");
-        Ok(())
     }
 }
 
-/// A connection handed to a serving thread, with its place among the connections
-/// allowed at once.
-type Handover = (std::net::TcpStream, OwnedSemaphorePermit);
-
-/// A serving thread, seen from the acceptor.
-struct Worker {
-    /// Where its connections go.
-    queue: mpsc::UnboundedSender<Handover>,
-    /// How many connections it has open.
+/// What a serving thread needs.
+struct ServingThread {
+    incoming: mpsc::UnboundedReceiver<Handover>,
     open: Arc<AtomicUsize>,
-    /// Completes when it has stopped.
-    done: oneshot::Receiver<()>,
-}
-
-impl Worker {
-    /// Starts serving thread `index`.
-    fn start(
-        index: usize,
-        state: Arc<State>,
-        http: Arc<hyper::server::conn::http1::Builder>,
-        stop: watch::Receiver<bool>,
-    ) -> Result<Self, ServeError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(ServeError::Thread)?;
-        let (queue, incoming) = mpsc::unbounded_channel();
-        let (finished, done) = oneshot::channel();
-        let open = Arc::new(AtomicUsize::new(0));
-        let count = open.clone();
-        std::thread::Builder::new()
-            .name(format!("iamra-serve-{index}"))
-            .spawn(move || {
-                runtime.block_on(serve_connections(incoming, state, http, stop, count));
-                let _ = finished.send(());
-            })
-            .map_err(ServeError::Thread)?;
-        Ok(Self { queue, open, done })
-    }
-}
-
-/// A serving thread's loop: serves the connections it is handed until the acceptor
-/// stops, then gives those still open the grace period to finish.
-async fn serve_connections(
-    mut incoming: mpsc::UnboundedReceiver<Handover>,
     state: Arc<State>,
     http: Arc<hyper::server::conn::http1::Builder>,
     stop: watch::Receiver<bool>,
-    open: Arc<AtomicUsize>,
-) {
-    let mut connections = tokio::task::JoinSet::new();
-    while let Some((stream, permit)) = incoming.recv().await {
-        while connections.try_join_next().is_some() {}
-        let stream = match stream
-            .set_nonblocking(true)
-            .and_then(|()| tokio::net::TcpStream::from_std(stream))
-        {
-            Ok(s) => s,
-            Err(e) => {
-                open.fetch_sub(1, Ordering::Relaxed);
-                tracing::warn!("cannot serve a connection on this thread; closing it: {e}");
-                continue;
-            }
-        };
-        let state = state.clone();
-        let http = http.clone();
-        let mut stop = stop.clone();
-        let open = open.clone();
-        connections.spawn(async move {
-            let _permit = permit;
-            let service = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, req).await) }
-            });
-            let conn = http.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                () = async { let _ = stop.wait_for(|s| *s).await; } => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+}
+
+impl ServingThread {
+    /// Serves the connections it is handed until the acceptor stops, then gives
+    /// those still open the grace period to finish.
+    async fn run(self) {
+        let Self {
+            mut incoming,
+            open,
+            state,
+            http,
+            stop,
+        } = self;
+        let mut connections = tokio::task::JoinSet::new();
+        while let Some((stream, permit)) = incoming.recv().await {
+            while connections.try_join_next().is_some() {}
+            let stream = match stream
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpStream::from_std(stream))
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    open.fetch_sub(1, Ordering::Relaxed);
+                    tracing::warn!("cannot serve a connection on this thread; closing it: {e}");
+                    continue;
                 }
-            }
-            open.fetch_sub(1, Ordering::Relaxed);
-        });
-    }
-    let grace = state.limits.shutdown_grace;
-    if tokio::time::timeout(grace, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await
-    .is_err()
-    {
-        tracing::warn!(
-            "{} connection(s) still open after {} s; closing them",
-            connections.len(),
-            grace.as_secs()
-        );
-        connections.abort_all();
+            };
+            let state = state.clone();
+            let http = http.clone();
+            let mut stop = stop.clone();
+            let open = open.clone();
+            connections.spawn(async move {
+                let _permit = permit;
+                let service = hyper::service::service_fn(move |req| {
+                    let state = state.clone();
+                    async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                });
+                let conn = http.serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    () = async { let _ = stop.wait_for(|s| *s).await; } => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                    }
+                }
+                open.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+        let grace = state.limits.shutdown_grace;
+        if tokio::time::timeout(grace, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            tracing::warn!(
+                "{} connection(s) still open after {} s; closing them",
+                connections.len(),
+                grace.as_secs()
+            );
+            connections.abort_all();
+        }
     }
 }
 
