@@ -317,4 +317,8 @@ pub struct ReadCertificateDataArgs {
     /// PKCS#11 module (default: the URI's module-path/module-name, else p11-kit-proxy).
     #[arg(long, value_name = "FILE", env = "IAMRA_PKCS11_LIB")]
     pub pkcs11_lib: Option<PathBuf>,
+    /// Read the PKCS#11 user PIN from FILE (`-` for stdin), for a token that shows its
+    /// certificates only after login; also IAMRA_PKCS11_PIN.
+    #[arg(long, value_name = "FILE", env = "IAMRA_PKCS11_PIN_FILE")]
+    pub pkcs11_pin_file: Option<PathBuf>,
 }

@@ -521,8 +521,11 @@ fn read_certificate_data(a: ReadCertificateDataArgs) -> Result<(), CliError> {
     };
     if let iamra::identity::KeyReference::Pkcs11(uri) = iamra::identity::KeyReference::of(&path) {
         // The PIN (needed only when the token hides its certificates) comes from
-        // the URI, IAMRA_PKCS11_PIN or a prompt on a terminal.
-        let passwords = password_sources(&IdentityArgs::default());
+        // the URI, IAMRA_PKCS11_PIN, --pkcs11-pin-file or a prompt on a terminal.
+        let passwords = password_sources(&IdentityArgs {
+            pkcs11_pin_file: a.pkcs11_pin_file.clone(),
+            ..IdentityArgs::default()
+        });
         let opts = key::pkcs11::Pkcs11Options {
             module: a.pkcs11_lib.clone(),
             reuse_pin: false,

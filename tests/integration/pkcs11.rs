@@ -524,6 +524,42 @@ fn read_certificate_data_lists_every_matching_identity() {
 }
 
 #[test]
+fn read_certificate_data_logs_in_for_private_certificates_with_the_pin_file() {
+    let Some(hsm) = SoftHsm::new() else { return };
+    let list = |extra: &[&str]| {
+        let mut args = vec![
+            "read-certificate-data",
+            "--certificate",
+            "pkcs11:token=ra-test;id=%12",
+            "--pkcs11-lib",
+            MODULE,
+        ];
+        args.extend(extra);
+        hsm.iamra_without_tty(&args, &[])
+    };
+    // Without a PIN only public objects are visible.
+    let out = list(&[]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "No matching identities\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let pin_file = dir.path().join("pin");
+    std::fs::write(&pin_file, format!("{PIN}\n")).unwrap();
+    let out = list(&["--pkcs11-pin-file", pin_file.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("Matching identities\n1) "), "{text}");
+    assert!(
+        text.contains(";id=%12;object=ra-private-cert;type=cert\n"),
+        "{text}"
+    );
+    assert_eq!(text.matches("\tURI: ").count(), 1, "{text}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+}
+
+#[test]
 fn wrong_pin_reports_the_token_state_and_is_not_retried() {
     let Some(hsm) = SoftHsm::new() else { return };
     let out = hsm.iamra(

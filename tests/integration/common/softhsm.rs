@@ -18,6 +18,7 @@
 //! | 07 | P-256 generated on the token | `ra-file-only` | only in the file `cert07.pem` |
 //! | 10 | — | `iamra Test Intermediate CA` | the test PKI intermediate |
 //! | 11 | — | `iamra Untrusted Root` | an unrelated root |
+//! | 12 | — | `ra-private-cert` | `cert01.pem` again, as a private object (seen after login) |
 //!
 //! Token `ra-second` (same PINs) holds a P-256 key and certificate with id 01.
 //!
@@ -49,7 +50,7 @@ pub struct SoftHsm {
 }
 
 fn tool_missing() -> Option<&'static str> {
-    for tool in ["softhsm2-util", "pkcs11-tool", "openssl"] {
+    for tool in ["softhsm2-util", "pkcs11-tool", "p11tool", "openssl"] {
         let found = Command::new(tool)
             .arg("--version")
             .stdout(Stdio::null())
@@ -361,8 +362,19 @@ fn build_template() -> Template {
             .arg(&der)
             .args(["--type", "cert", "--id", id, "--label", label]));
     }
+    // A private certificate object (CKA_PRIVATE), listed only after login. pkcs11-tool
+    // ignores --private for certificates; p11tool (gnutls-bin) honours it.
+    let serial = token_serial(&conf, "ra-test");
+    run(Command::new("p11tool")
+        .env("SOFTHSM2_CONF", &conf)
+        .env("GNUTLS_PIN", PIN)
+        .args(["--provider", MODULE, "--login", "--write", "--mark-private"])
+        .args(["--label", "ra-private-cert", "--id", "12"])
+        .arg("--load-certificate")
+        .arg(dir.join("cert01.pem"))
+        .arg(format!("pkcs11:token=ra-test;serial={serial}")));
     Template {
-        serial: token_serial(&conf, "ra-test"),
+        serial,
         second_serial: token_serial(&conf, "ra-second"),
         dir,
     }
@@ -394,7 +406,7 @@ impl SoftHsm {
                 );
             }
             eprintln!(
-                "note: skipping a PKCS#11 test: {missing} is not installed (apt-get install softhsm2 opensc)"
+                "note: skipping a PKCS#11 test: {missing} is not installed (apt-get install softhsm2 opensc gnutls-bin)"
             );
             return None;
         }
