@@ -38,6 +38,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http_body_util::{BodyExt as _, Full, Limited};
@@ -46,8 +47,6 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use secrecy::SecretString;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use crate::clock::Clock;
@@ -147,6 +146,9 @@ pub enum ServeError {
     /// A serving thread could not start.
     #[error("cannot start a serving thread: {0}")]
     Thread(#[source] std::io::Error),
+    /// Serving ended on its own.
+    #[error("stopped serving: {0}")]
+    Stopped(&'static str),
     /// The ECS token file is unusable.
     #[error("ECS token file {} {reason}", path.display())]
     TokenFile {
@@ -461,23 +463,26 @@ impl Server {
                 return Err(e);
             }
             Err(_) => {
-                return Err(ServeError::Thread(std::io::Error::other(
-                    "the accepting thread ended at start",
-                )));
+                return Err(ServeError::Stopped("the accepting thread ended at start"));
             }
         }
         tracing::info!("serving credentials on http://{local}/");
         let first = done.remove(0);
         tokio::pin!(first);
-        tokio::select! {
-            () = shutdown => {}
-            _ = &mut first => tracing::error!("the accepting thread has stopped; stopping"),
-        }
+        let failed = tokio::select! {
+            () = shutdown => false,
+            _ = &mut first => true,
+        };
         let _ = stop_tx.send(true);
         let _ = first.await;
         for d in done {
             // A thread ends once its connections have (within the grace period).
             let _ = d.await;
+        }
+        if failed {
+            return Err(ServeError::Stopped(
+                "the accepting thread ended: every serving thread had stopped",
+            ));
         }
         tracing::info!("stopped serving");
         Ok(())
