@@ -23,7 +23,13 @@ if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(cargo fuzz list)
 fi
 ./seed.sh >/dev/null
-cargo fuzz build -O 2>&1 | tail -n 3
+if ! build=$(cargo fuzz build -O 2>&1); then
+  # The compiler's errors, not just the end of cargo-fuzz's backtrace.
+  echo "$build" | grep -v '^ *Compiling ' | head -n 40 >&2
+  echo "fuzz-smoke.sh: building the fuzz targets failed" >&2
+  exit 1
+fi
+echo "$build" | tail -n 1
 for t in "${targets[@]}"; do
   start=$(date +%s)
   # -timeout: one input may take at most 10 s (scrypt and PBKDF2 run for real);

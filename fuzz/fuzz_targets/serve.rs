@@ -55,6 +55,7 @@ fn server() -> SocketAddr {
                         body_timeout: Duration::from_millis(500),
                         ..Limits::default()
                     },
+                    threads: 1,
                 })
                 .unwrap();
                 tx.send(server.local_addr()).unwrap();
