@@ -257,6 +257,55 @@ pub(crate) fn log_entries(ep: &Endpoint) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// An endpoint for the refresh-fault tests: request 1 (the start) succeeds; the
+/// first refresh meets `error` (a 5xx), 429 and a dropped connection (a client's
+/// three attempts), the second a slow answer (past a 1 s `--timeout`); then it is
+/// healthy again.
+pub(crate) fn faulty_endpoint(error: &str) -> Endpoint {
+    Endpoint::start_with(&[
+        "--max-duration",
+        "900",
+        "--fault",
+        "ok",
+        "--fault",
+        error,
+        "--fault",
+        "429",
+        "--fault",
+        "drop",
+        "--fault",
+        "delay:4000",
+    ])
+}
+
+/// Asserts that the endpoint of [`faulty_endpoint`] met its plan: requests 1 to 4 as
+/// planned, the slow one (5) logged only if the endpoint finished it before the
+/// client hung up, and 6 a success.
+pub(crate) fn assert_fault_plan_met(ep: &Endpoint, error: &str) {
+    let log = log_entries(ep);
+    let fault = |n: u64| {
+        log.iter()
+            .find(|v| v["n"] == n)
+            .map(|v| v["fault"].as_str().unwrap_or("none").to_string())
+    };
+    let first_four: Vec<Option<String>> = (1..=4).map(fault).collect();
+    assert_eq!(
+        first_four,
+        [
+            Some("none".into()),
+            Some(error.into()),
+            Some("429".into()),
+            Some("drop".into())
+        ]
+    );
+    assert!(fault(5).is_none_or(|f| f == "delay:4000"));
+    let sixth = log.iter().find(|v| v["n"] == 6).expect("request 6");
+    assert_eq!(
+        (sixth["status"].as_u64(), sixth["fault"].is_null()),
+        (Some(201), true)
+    );
+}
+
 /// The serials of the certificates the endpoint saw, in request order.
 pub(crate) fn serials(ep: &Endpoint) -> Vec<String> {
     let mut r = log_entries(ep);
@@ -1120,23 +1169,7 @@ mod library {
 
 #[test]
 fn serve_keeps_the_last_good_credentials_through_faults_and_recovers() {
-    // Request 1 (start) succeeds; the first refresh meets 500, 429 and a dropped
-    // connection (the client's three attempts), the second a slow answer (timeout),
-    // then the endpoint is healthy again.
-    let ep = Endpoint::start_with(&[
-        "--max-duration",
-        "900",
-        "--fault",
-        "ok",
-        "--fault",
-        "500",
-        "--fault",
-        "429",
-        "--fault",
-        "drop",
-        "--fault",
-        "delay:4000",
-    ]);
+    let ep = faulty_endpoint("500");
     let s = serve(
         &ep,
         &[
@@ -1160,30 +1193,8 @@ fn serve_keeps_the_last_good_credentials_through_faults_and_recovers() {
         (c["AccessKeyId"] != first["AccessKeyId"]).then_some(c)
     });
     assert_ne!(recovered["SecretAccessKey"], first["SecretAccessKey"]);
-    // Requests 1 to 4 as planned; the slow one (5) is logged only if the endpoint
-    // finished it before the client hung up; 6 succeeded.
+    assert_fault_plan_met(&ep, "500");
     let log = log_entries(&ep);
-    let fault = |n: u64| {
-        log.iter()
-            .find(|v| v["n"] == n)
-            .map(|v| v["fault"].as_str().unwrap_or("none").to_string())
-    };
-    let first_four: Vec<Option<String>> = (1..=4).map(fault).collect();
-    assert_eq!(
-        first_four,
-        [
-            Some("none".into()),
-            Some("500".into()),
-            Some("429".into()),
-            Some("drop".into())
-        ]
-    );
-    assert!(fault(5).is_none_or(|f| f == "delay:4000"));
-    let sixth = log.iter().find(|v| v["n"] == 6).expect("request 6");
-    assert_eq!(
-        (sixth["status"].as_u64(), sixth["fault"].is_null()),
-        (Some(201), true)
-    );
     assert!(
         log.len() < gets / 2,
         "{} CreateSession requests for {gets} client requests: one per refresh attempt, not per client request",

@@ -15,8 +15,8 @@ use secrecy::SecretString;
 
 use crate::common::*;
 use crate::serve::{
-    Daemon, boto3_credentials, boto3_python, credential_flags, install_identity, log_entries,
-    serial_of, serials, wait_for,
+    Daemon, assert_fault_plan_met, boto3_credentials, boto3_python, credential_flags,
+    faulty_endpoint, install_identity, log_entries, serial_of, serials, wait_for,
 };
 
 fn creds(ak: &str, sk: &str, token: &str) -> TemporaryCredentials {
@@ -781,20 +781,7 @@ fn update_refreshes_the_file_until_stopped() {
 
 #[test]
 fn update_keeps_the_last_good_credentials_through_faults_and_recovers() {
-    let ep = Endpoint::start_with(&[
-        "--max-duration",
-        "900",
-        "--fault",
-        "ok",
-        "--fault",
-        "503",
-        "--fault",
-        "429",
-        "--fault",
-        "drop",
-        "--fault",
-        "delay:4000",
-    ]);
+    let ep = faulty_endpoint("503");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("credentials");
     let env = [("AWS_SHARED_CREDENTIALS_FILE", file.to_str().unwrap())];
@@ -832,30 +819,7 @@ fn update_keeps_the_last_good_credentials_through_faults_and_recovers() {
         (v.0 != first.0).then_some(v)
     });
     assert!(!recovered.1.is_empty() && !recovered.2.is_empty());
-    // Requests 1 to 4 as planned; the slow one (5) is logged only if the endpoint
-    // finished it before the client hung up; 6 succeeded.
-    let log = log_entries(&ep);
-    let fault = |n: u64| {
-        log.iter()
-            .find(|v| v["n"] == n)
-            .map(|v| v["fault"].as_str().unwrap_or("none").to_string())
-    };
-    let first_four: Vec<Option<String>> = (1..=4).map(fault).collect();
-    assert_eq!(
-        first_four,
-        [
-            Some("none".into()),
-            Some("503".into()),
-            Some("429".into()),
-            Some("drop".into())
-        ]
-    );
-    assert!(fault(5).is_none_or(|f| f == "delay:4000"));
-    let sixth = log.iter().find(|v| v["n"] == 6).expect("request 6");
-    assert_eq!(
-        (sixth["status"].as_u64(), sixth["fault"].is_null()),
-        (Some(201), true)
-    );
+    assert_fault_plan_met(&ep, "503");
     let (status, stderr) = d.stop();
     assert!(status.success());
     assert!(
