@@ -9,13 +9,15 @@ mod update;
 
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use iamra::cert::CertError;
-use iamra::clock::{Clock as _, SystemClock};
+use iamra::clock::{Clock, SystemClock};
 use iamra::identity::{IdentityError, IdentitySource};
 use iamra::key::{self, KeyError, SigningKey};
 use iamra::output;
+use iamra::refresh::SessionSource;
 use iamra::session::{self, SessionError};
 use secrecy::SecretString;
 
@@ -304,6 +306,23 @@ pub(crate) struct Prepared {
     pub identity: iamra::identity::Identity,
     /// The HTTPS client.
     pub client: session::Client,
+}
+
+impl Prepared {
+    /// The credential source of `update` and `serve`: it re-reads rotated files and
+    /// never prompts (there is no one to answer at a refresh in the night).
+    pub(crate) fn into_long_running_source(self, clock: Arc<dyn Clock>) -> Arc<SessionSource> {
+        let mut passwords = self.passwords;
+        passwords.allow_prompt = false;
+        Arc::new(SessionSource::new(
+            self.client,
+            self.params,
+            self.source,
+            Arc::new(passwords),
+            self.identity,
+            clock,
+        ))
+    }
 }
 
 /// Checks every flag locally, loads the identity and builds the client: nothing is

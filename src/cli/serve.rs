@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use iamra::clock::{Clock, SystemClock};
 use iamra::output::server::{self, Server, ServerConfig, ecs};
-use iamra::refresh::{
-    CredentialSource as _, RefreshError, RefreshPolicy, Refresher, SessionSource,
-};
+use iamra::refresh::{CredentialSource as _, RefreshError, RefreshPolicy, Refresher};
 
 use super::CliError;
 use super::args::{CredentialArgs, go_bool, parse_duration};
@@ -216,16 +214,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
         }
         drop(ecs_token);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let mut passwords = p.passwords;
-        passwords.allow_prompt = false;
-        let source = Arc::new(SessionSource::new(
-            p.client,
-            p.params,
-            p.source,
-            Arc::new(passwords),
-            p.identity,
-            clock.clone(),
-        ));
+        let source = p.into_long_running_source(clock.clone());
         // Fail fast: no endpoint without credentials to serve.
         let first = tokio::select! {
             first = source.fetch() => first.map_err(refresh_error)?,

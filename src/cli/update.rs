@@ -8,7 +8,7 @@ use std::time::Duration;
 use iamra::clock::{Clock, SystemClock};
 use iamra::credentials::TemporaryCredentials;
 use iamra::output::credentials_file::{self, CredentialsFileError};
-use iamra::refresh::{CredentialSource as _, Refresher, SessionSource};
+use iamra::refresh::{CredentialSource as _, Refresher};
 use rand::Rng as _;
 
 use super::CliError;
@@ -71,16 +71,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let mut passwords = p.passwords;
-        passwords.allow_prompt = false;
-        let source = Arc::new(SessionSource::new(
-            p.client,
-            p.params,
-            p.source,
-            Arc::new(passwords),
-            p.identity,
-            clock.clone(),
-        ));
+        let source = p.into_long_running_source(clock.clone());
         let first = tokio::select! {
             first = source.fetch() => first,
             () = &mut shutdown => return Ok(()),
