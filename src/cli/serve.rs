@@ -177,8 +177,8 @@ pub fn run(a: Args) -> Result<(), CliError> {
     check_refresh_before(a.refresh_before, a.credential.session_duration)?;
     let p = super::prepare(&a.credential)?;
     let role_arn = p.params.role().clone();
-    // This runtime accepts connections, refreshes the credentials and waits for
-    // signals; the server answers requests on threads of its own.
+    // This runtime refreshes the credentials and waits for signals; the server
+    // accepts and answers on threads of its own.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
