@@ -201,3 +201,45 @@ pub fn assert_credentials(out: &Output) -> serde_json::Value {
     assert!(v["AccessKeyId"].as_str().unwrap().starts_with("ASIA"));
     v
 }
+
+/// The first of `tools` that cannot be run (`TOOL --version`), if any.
+pub fn first_missing_tool(tools: &[&'static str]) -> Option<&'static str> {
+    tools.iter().copied().find(|tool| {
+        Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_err()
+    })
+}
+
+/// Whether a test that needs `missing` may go on: `true` when nothing is missing.
+/// Under `CI=true` a missing tool fails the test (CI must never skip one); elsewhere
+/// the test is skipped with a note naming the packages to install.
+pub fn tools_present(missing: Option<&str>, tests: &str, packages: &str) -> bool {
+    let Some(missing) = missing else {
+        return true;
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{missing} is missing: install {packages}; CI must not skip the {tests} tests");
+    }
+    eprintln!(
+        "note: skipping a {tests} test: {missing} is not installed (apt-get install {packages})"
+    );
+    false
+}
+
+/// Copies the directory tree `from` to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
-use super::td;
+use super::{copy_dir, first_missing_tool, td, tools_present};
 
 /// The SoftHSM2 module (Debian's path).
 pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -50,21 +50,8 @@ pub struct SoftHsm {
 }
 
 fn tool_missing() -> Option<&'static str> {
-    for tool in ["softhsm2-util", "pkcs11-tool", "p11tool", "openssl"] {
-        let found = Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
-        if !found {
-            return Some(tool);
-        }
-    }
-    if !Path::new(MODULE).exists() {
-        return Some(MODULE);
-    }
-    None
+    first_missing_tool(&["softhsm2-util", "pkcs11-tool", "p11tool", "openssl"])
+        .or_else(|| (!Path::new(MODULE).exists()).then_some(MODULE))
 }
 
 #[track_caller]
@@ -380,34 +367,13 @@ fn build_template() -> Template {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
-}
-
 static TEMPLATE: OnceLock<Template> = OnceLock::new();
 
 impl SoftHsm {
     /// A fresh copy of the fixture tokens, or `None` (with a note) when the tools
     /// are missing outside CI. Under `CI=true` missing tools fail the test.
     pub fn new() -> Option<Self> {
-        if let Some(missing) = tool_missing() {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "{missing} is missing: install softhsm2 opensc (gnutls-bin p11-kit); CI must not skip the PKCS#11 tests"
-                );
-            }
-            eprintln!(
-                "note: skipping a PKCS#11 test: {missing} is not installed (apt-get install softhsm2 opensc gnutls-bin)"
-            );
+        if !tools_present(tool_missing(), "PKCS#11", "softhsm2 opensc gnutls-bin") {
             return None;
         }
         let template = TEMPLATE.get_or_init(build_template);

@@ -26,7 +26,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::td;
+use super::{copy_dir, first_missing_tool, td, tools_present};
 
 /// The password of every fixture key that has one.
 pub const KEY_PASSWORD: &str = "tpm-key-pw-4c1d";
@@ -93,7 +93,7 @@ pub struct Swtpm {
 }
 
 fn tool_missing() -> Option<&'static str> {
-    for tool in [
+    if let Some(tool) = first_missing_tool(&[
         "swtpm",
         "tpm2_createprimary",
         "tpm2_create",
@@ -105,16 +105,8 @@ fn tool_missing() -> Option<&'static str> {
         "tpm2_getcap",
         "swtpm_ioctl",
         "openssl",
-    ] {
-        let found = Command::new(tool)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok();
-        if !found {
-            return Some(tool);
-        }
+    ]) {
+        return Some(tool);
     }
     // The provider itself needs a TPM to load: look for its module file.
     let provider = Command::new("openssl")
@@ -198,19 +190,6 @@ fn spawn(state: &Path, log: &Path) -> (Child, u16) {
         }
     }
     panic!("swtpm did not start on any port pair");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// Runs tpm2-tools and tpm2 provider commands against one swtpm.
@@ -544,15 +523,11 @@ impl Swtpm {
     /// A fresh swtpm on a copy of the fixture state, or `None` (with a note) when
     /// the tools are missing outside CI. Under `CI=true` missing tools fail.
     pub fn start() -> Option<Self> {
-        if let Some(missing) = tool_missing() {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "{missing} is missing: install swtpm swtpm-tools tpm2-tools tpm2-openssl; CI must not skip the TPM tests"
-                );
-            }
-            eprintln!(
-                "note: skipping a TPM test: {missing} is not installed (apt-get install swtpm swtpm-tools tpm2-tools tpm2-openssl)"
-            );
+        if !tools_present(
+            tool_missing(),
+            "TPM",
+            "swtpm swtpm-tools tpm2-tools tpm2-openssl",
+        ) {
             return None;
         }
         let template = TEMPLATE.get_or_init(build_template);
