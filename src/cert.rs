@@ -384,44 +384,13 @@ mod tests {
         assert!(serial_to_decimal(&[]).is_none());
     }
 
-    /// DER TLV with a short or two-octet long length.
-    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        match content.len() {
-            n if n < 0x80 => out.push(n as u8),
-            n if n < 0x100 => out.extend([0x81, n as u8]),
-            n => out.extend([0x82, (n >> 8) as u8, n as u8]),
-        }
-        out.extend_from_slice(content);
-        out
-    }
-
-    /// Splits one TLV off `der`: (contents, rest).
-    fn split(der: &[u8]) -> (&[u8], &[u8]) {
-        let (len, at) = match der[1] {
-            n if n < 0x80 => (usize::from(n), 2),
-            0x81 => (usize::from(der[2]), 3),
-            _ => (usize::from(der[2]) << 8 | usize::from(der[3]), 4),
-        };
-        (&der[at..at + len], &der[at + len..])
-    }
-
     /// The P-256 test certificate with its serial's content octets replaced.
     fn with_serial(serial: &[u8]) -> Vec<u8> {
         let der = std::fs::read(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("certs-testdata/ec-p256/cert.der"),
         )
         .unwrap();
-        let (cert, _) = split(&der);
-        let (tbs, signature) = split(cert);
-        let version_len = 2 + usize::from(tbs[1]);
-        let (_, after_serial) = split(&tbs[version_len..]);
-        let mut new_tbs = tbs[..version_len].to_vec();
-        new_tbs.extend(tlv(0x02, serial));
-        new_tbs.extend_from_slice(after_serial);
-        let mut body = tlv(0x30, &new_tbs);
-        body.extend_from_slice(signature);
-        tlv(0x30, &body)
+        crate::test_der::with_serial(&der, serial)
     }
 
     #[test]

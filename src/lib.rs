@@ -24,4 +24,9 @@ pub mod refresh;
 pub mod session;
 pub mod sigv4x509;
 
+/// DER surgery for unit tests, shared with the integration tests.
+#[cfg(test)]
+#[path = "../tests/integration/common/der.rs"]
+mod test_der;
+
 pub use provider::RolesAnywhereProvider;

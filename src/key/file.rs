@@ -456,16 +456,7 @@ mod tests {
         let der = base64::engine::general_purpose::STANDARD
             .decode(body)
             .unwrap();
-        // ... SEQUENCE { OCTET STRING salt (8), INTEGER (2 octets), ...
-        let salt = der.windows(2).position(|w| w == [0x04, 0x08]).unwrap();
-        assert_eq!(der[salt + 10..salt + 12], [0x02, 0x02]);
-        let shorter = value.len() - 2;
-        let mut out = der[..salt].to_vec();
-        out.extend([0x04, (8 - shorter) as u8]);
-        out.extend_from_slice(&der[salt + 2..salt + 10 - shorter]);
-        out.extend([0x02, value.len() as u8]);
-        out.extend_from_slice(value);
-        out.extend_from_slice(&der[salt + 14..]);
+        let out = crate::test_der::with_kdf_integer(&der, value);
         assert_eq!(out.len(), der.len());
         out
     }

@@ -30,20 +30,8 @@ pub(crate) fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 
 /// The `iamra` command with a clean environment (as `common::iamra` does).
 pub(crate) fn iamra_command(args: &[String], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iamra"));
-    cmd.args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null());
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if k.starts_with("IAMRA_")
-            || k.starts_with("AWS_")
-            || k.to_ascii_lowercase().ends_with("_proxy")
-            || k == "RUST_LOG"
-        {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = clean_iamra_command();
+    cmd.args(args).stdin(Stdio::null());
     cmd.env("IAMRA_NO_CACHE", "true");
     for (k, v) in env {
         cmd.env(k, v);

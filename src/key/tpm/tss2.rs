@@ -377,17 +377,7 @@ mod tests {
         base64::engine::general_purpose::STANDARD.decode(s).unwrap()
     }
 
-    /// DER TLV.
-    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        match content.len() {
-            n if n < 0x80 => out.push(n as u8),
-            n if n < 0x100 => out.extend([0x81, n as u8]),
-            n => out.extend([0x82, (n >> 8) as u8, n as u8]),
-        }
-        out.extend_from_slice(content);
-        out
-    }
+    use crate::test_der::tlv;
 
     fn tpm2b_of(body: &[u8]) -> Vec<u8> {
         let mut out = (body.len() as u16).to_be_bytes().to_vec();

@@ -1,6 +1,7 @@
 //! Shared helpers: the local Roles Anywhere endpoint (one process per test, killed on
 //! drop) and running the built `iamra` binary.
 
+pub mod der;
 pub mod softhsm;
 pub mod swtpm;
 
@@ -242,4 +243,22 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
+}
+
+/// The built `iamra`, run from the repository root without the caller's `IAMRA_*`
+/// and `AWS_*` variables, proxies or `RUST_LOG`.
+pub fn clean_iamra_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iamra"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("IAMRA_")
+            || k.starts_with("AWS_")
+            || k.to_ascii_lowercase().ends_with("_proxy")
+            || k == "RUST_LOG"
+        {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
 }
