@@ -41,4 +41,8 @@ rm -rf "$copy/.git"
 )
 echo "deny.sh: advisory database $(head -n1 "$db/SOURCE" 2>/dev/null || echo "(no SOURCE file)")" >&2
 export IAMRA_ADVISORY_DBS="$work"
+# `--offline` also stops cargo-deny's `cargo metadata` from downloading crates, and it
+# reads the crates of every target (Windows, wasm), which a Linux build never fetched:
+# fetch them all from the registry first.
+cargo fetch --locked --quiet
 cargo deny --offline --locked ${DENY_LOG_LEVEL:+--log-level "$DENY_LOG_LEVEL"} check --hide-inclusion-graph "$@"
