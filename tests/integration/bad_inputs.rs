@@ -2118,14 +2118,25 @@ fn serve_resolves_ambiguous_requests_as_rfc_9112_allows() {
     let served = crate::serve::serve(&ep, &[], &[], 1);
     let a = served.addr.as_str();
     let token_put = "PUT /latest/api/token HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
-    // Content-Length with Transfer-Encoding: the transfer coding wins (6.1); there
-    // is no proxy in front of serve that could read the body differently.
-    let (status, _) = exchange(
-        a,
-        format!("{token_put}Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
-            .as_bytes(),
+    // Content-Length with Transfer-Encoding (request smuggling's framing): the
+    // transfer coding wins and the connection is closed after the answer (6.1), so
+    // a request hidden after the chunked body is never answered.
+    let mut s = TcpStream::connect(a).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(
+        b"PUT /latest/api/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nPUT /latest/api/token HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{answer}"
     );
-    assert_eq!(status, Some(200));
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer}");
     // Two TTL headers: the first is used.
     let (status, text) = exchange(
         a,
