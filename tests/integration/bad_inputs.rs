@@ -2007,6 +2007,9 @@ fn serve_answers_malformed_requests_with_4xx_and_keeps_serving() {
         ("token TTL with a fraction", format!("{token_put}X-aws-ec2-metadata-token-ttl-seconds: 1.5\r\n\r\n").into()),
         ("X-Forwarded-For on the credentials", format!("GET {creds} HTTP/1.1\r\n{h}X-Forwarded-For: 203.0.113.1\r\n\r\n").into()),
         ("non-ASCII token", format!("GET {creds} HTTP/1.1\r\n{h}X-aws-ec2-metadata-token: ü\r\n\r\n").into()),
+        // Found by the `serve` fuzz target: this killed serve (a slice inside 'љ').
+        ("UTF-8 right after the credentials path", [b"GET /latest/meta-data/iam/security-credentials\xd1\x99uzz HTTP/1.1\r\n".as_slice(), h.as_bytes(), b"X-aws-ec2-metadata-token: abc\r\n\r\n"].concat()),
+        ("UTF-8 right after the credentials path, no token", [b"GET /latest/meta-data/iam/security-credentials\xd1\x99 HTTP/1.1\r\n".as_slice(), h.as_bytes(), b"\r\n"].concat()),
         ("path traversal", format!("GET {creds}/../../api/token HTTP/1.1\r\n{h}\r\n").into()),
         ("percent-encoded traversal", format!("GET /latest/meta-data/iam/security-credentials/%2e%2e%2fx HTTP/1.1\r\n{h}\r\n").into()),
         ("double slash", format!("GET //latest/api/token HTTP/1.1\r\n{h}\r\n").into()),

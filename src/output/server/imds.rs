@@ -112,10 +112,11 @@ fn route(path: &str) -> Option<Route<'_>> {
         TOKEN_PATH => Route::Token,
         CREDENTIALS_PATH => Route::List,
         INFO_PATH => Route::Info,
-        _ => match trimmed.strip_prefix(CREDENTIALS_PATH) {
-            Some(rest) if rest.len() > 1 && !rest[1..].contains('/') && rest.starts_with('/') => {
-                Route::Credentials(&rest[1..])
-            }
+        _ => match trimmed
+            .strip_prefix(CREDENTIALS_PATH)
+            .and_then(|rest| rest.strip_prefix('/'))
+        {
+            Some(role) if !role.is_empty() && !role.contains('/') => Route::Credentials(role),
             _ if path.starts_with("/latest/") => Route::Unknown,
             _ => return None,
         },
@@ -299,6 +300,28 @@ mod tests {
             Some(Route::Unknown)
         ));
         assert!(route("/v1/credentials").is_none());
+    }
+
+    #[test]
+    fn non_ascii_after_a_route_prefix_is_an_unknown_route_not_a_panic() {
+        // Found by the `serve` fuzz target: a multi-byte character right after the
+        // credentials path was sliced at its second byte.
+        for path in [
+            "/latest/meta-data/iam/security-credentials\u{459}uzz",
+            "/latest/meta-data/iam/security-credentials\u{459}",
+            "/latest/meta-data/iam/security-credentials\u{1F600}/r",
+            "/latest/meta-data/iam/security-credentials/\u{459}/",
+        ] {
+            let _ = route(path);
+        }
+        assert!(matches!(
+            route("/latest/meta-data/iam/security-credentials\u{459}uzz"),
+            Some(Route::Unknown)
+        ));
+        assert!(matches!(
+            route("/latest/meta-data/iam/security-credentials/\u{459}/"),
+            Some(Route::Credentials("\u{459}"))
+        ));
     }
 
     #[test]
