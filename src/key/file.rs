@@ -294,11 +294,11 @@ fn from_sec1(der: &[u8], path: &Path) -> Result<FileKey, KeyError> {
 }
 
 /// Most PBKDF2 iterations accepted (OpenSSL writes 2048; a few seconds' work).
-pub const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+pub(crate) const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
 /// Most memory scrypt may need (`128 * r * N` bytes; OpenSSL's default is 16 MiB).
-pub const MAX_SCRYPT_MEMORY: u64 = 256 * 1024 * 1024;
+pub(crate) const MAX_SCRYPT_MEMORY: u64 = 256 * 1024 * 1024;
 /// Largest scrypt parallelisation `p` (OpenSSL writes 1).
-pub const MAX_SCRYPT_PARALLELISM: u16 = 16;
+pub(crate) const MAX_SCRYPT_PARALLELISM: u16 = 16;
 
 /// Refuses key-derivation parameters that would take minutes or gigabytes before
 /// the password is even checked: the parameters come from the key file.

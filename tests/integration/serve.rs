@@ -324,7 +324,7 @@ static VENV: std::sync::Mutex<Option<Result<PathBuf, String>>> = std::sync::Mute
 
 /// The Python of a virtual environment with boto3 from PyPI, made once per build
 /// folder. `None` (after saying why) when pip cannot install it outside CI; under
-/// `CI=true` that is a failure.
+/// CI that is a failure.
 pub(crate) fn boto3_python() -> Option<PathBuf> {
     let mut guard = VENV.lock().unwrap_or_else(|p| p.into_inner());
     let result = guard.get_or_insert_with(|| {
@@ -362,8 +362,8 @@ pub(crate) fn boto3_python() -> Option<PathBuf> {
     });
     match result {
         Ok(p) => Some(p.clone()),
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true and boto3 could not be installed from PyPI: {e}")
+        Err(e) if crate::common::under_ci() => {
+            panic!("under CI, and boto3 could not be installed from PyPI: {e}")
         }
         Err(e) => {
             eprintln!("skipping a boto3 test: boto3 could not be installed from PyPI: {e}");
