@@ -5,6 +5,10 @@
 //! expansion from the seed). Medians of batches.
 //!
 //! Usage: `cargo run --release --example sign [SECONDS_PER_ROW]`
+#![allow(
+    clippy::expect_used,
+    reason = "a benchmark harness: a failure aborts the measurement run with its message"
+)]
 
 use std::path::Path;
 use std::time::{Duration, Instant};
