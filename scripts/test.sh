@@ -91,9 +91,14 @@ as_root() {
 
 can_be_root() { [ "$(id -u)" = 0 ] || { command -v sudo >/dev/null && sudo -n true 2>/dev/null; }; }
 
+if ! command -v cargo >/dev/null; then
+  say "missing: cargo (install Rust with rustup, then run scripts/test.sh again); no test was run"
+  exit 1
+fi
+
 check_needs
 if [ ${#missing_deb[@]} -gt 0 ]; then
-  step "installing system packages: ${missing_deb[*]}"
+  step "system packages missing: ${missing_deb[*]}"
   installed=no
   if [ "${IAMRA_TEST_NO_INSTALL:-}" != 1 ] && can_be_root; then
     if command -v apt-get >/dev/null; then
