@@ -91,10 +91,8 @@ as_root() {
 
 can_be_root() { [ "$(id -u)" = 0 ] || { command -v sudo >/dev/null && sudo -n true 2>/dev/null; }; }
 
-if ! command -v cargo >/dev/null; then
-  say "missing: cargo (install Rust with rustup, then run scripts/test.sh again); no test was run"
-  exit 1
-fi
+no_cargo=
+command -v cargo >/dev/null || no_cargo=yes
 
 check_needs
 if [ ${#missing_deb[@]} -gt 0 ]; then
@@ -122,9 +120,14 @@ if [ ${#missing_deb[@]} -gt 0 ]; then
         say "missing: Debian package ${missing_deb[$i]} (Fedora: ${missing_rpm[$i]})"
       fi
     done
+    [ -z "$no_cargo" ] || say "missing: cargo (install Rust with rustup)"
     say "install the packages above (as root) and run scripts/test.sh again; no test was run"
     exit 1
   fi
+fi
+if [ -n "$no_cargo" ]; then
+  say "missing: cargo (install Rust with rustup, then run scripts/test.sh again); no test was run"
+  exit 1
 fi
 
 # --- 2. Cargo tools ----------------------------------------------------------------
