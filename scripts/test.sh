@@ -23,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 say() { printf 'test.sh: %s\n' "$*" >&2; }
-step() { printf '\n==> %s\n' "$*" >&2; }
+step() { printf '\n==> [%ss] %s\n' "$((SECONDS - started))" "$*" >&2; }
 started=$SECONDS
 
 # --- 1. System packages ------------------------------------------------------------
