@@ -31,6 +31,7 @@ started=$SECONDS
 # the Fedora package that meet it ("-" where Fedora has none we know of).
 needs=(
   "command -v cc|gcc|gcc"
+  "test -e /usr/include/stdio.h|libc6-dev|glibc-devel"
   "command -v pkg-config|pkg-config|pkgconf-pkg-config"
   "command -v git|git|git"
   "command -v curl|curl|curl"
@@ -103,7 +104,7 @@ if [ ${#missing_deb[@]} -gt 0 ]; then
       as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
       # Sorted, unique; the Debian names are all known.
       mapfile -t pkgs < <(printf '%s\n' "${missing_deb[@]}" | sort -u)
-      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
       installed=yes
     elif command -v dnf >/dev/null; then
       mapfile -t pkgs < <(printf '%s\n' "${missing_rpm[@]}" | grep -vx -- - | sort -u)
