@@ -492,3 +492,48 @@ fn update_and_serve_refresh_with_an_mldsa87_identity() {
     assert!(requests.iter().all(|r| r["status"] == 201), "{requests:?}");
     daemon.stop();
 }
+
+#[test]
+fn mldsa_key_material_never_reaches_the_output_at_trace_level() {
+    let ep = Endpoint::start();
+    let cert = td("mldsa65/cert.pem").display().to_string();
+    let key = td("mldsa65/key.both.pem").display().to_string();
+    let pem = std::fs::read_to_string(&key).unwrap();
+    let body: Vec<&str> = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    // The base64 of the key (seed and expanded key), and the seed in hex.
+    let der = std::fs::read(td("mldsa65/key.both.der")).unwrap();
+    let seed_hex = hex::encode(&der[der.len() - 4032 - 4 - 32..der.len() - 4032 - 4]);
+    let cp = [
+        vec![
+            "credential-process".to_string(),
+            "--certificate".into(),
+            cert.clone(),
+            "--private-key".into(),
+            key.clone(),
+            "--intermediates".into(),
+            td("mldsa-ca/chain.pem").display().to_string(),
+        ],
+        ep.flags(),
+    ]
+    .concat();
+    let env = [("IAMRA_LOG", "trace")];
+    let runs = [
+        iamra(&cp, &env),
+        iamra(
+            &["sign-string", "--certificate", &cert, "--private-key", &key],
+            &env,
+        ),
+    ];
+    for out in &runs {
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stderr.is_empty(), "trace logging is on");
+        for text in [&stderr, &stdout] {
+            assert!(!text.contains(&seed_hex));
+            for line in &body[..body.len() - 1] {
+                assert!(!text.contains(line), "a key line reached the output");
+            }
+        }
+    }
+}
