@@ -435,3 +435,105 @@ fn every_mldsa_size_and_private_key_form_gets_credentials() {
         }
     }
 }
+
+#[test]
+fn update_and_serve_refresh_with_an_mldsa87_identity() {
+    use crate::serve::{Daemon, imds_credentials, imds_token};
+    let ep = Endpoint::start();
+    let identity = [
+        "--certificate".to_string(),
+        td("mldsa87/cert.pem").display().to_string(),
+        "--private-key".into(),
+        td("mldsa87/key.both.pem").display().to_string(),
+        "--intermediates".into(),
+        td("mldsa-ca/chain.pem").display().to_string(),
+    ];
+    // update --once writes the credentials file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("credentials");
+    let args = [
+        vec!["update".to_string(), "--once".into()],
+        identity.to_vec(),
+        ep.flags(),
+    ]
+    .concat();
+    let out = iamra(
+        &args,
+        &[("AWS_SHARED_CREDENTIALS_FILE", file.to_str().unwrap())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("aws_access_key_id = ASIA"), "{text}");
+    // serve answers IMDSv2 with credentials from an ML-DSA-signed CreateSession.
+    let args = [
+        vec!["serve".to_string(), "--port".into(), "0".into()],
+        identity.to_vec(),
+        ep.flags(),
+    ]
+    .concat();
+    let daemon = Daemon::start(&args, &[], 1).unwrap_or_else(|e| panic!("serve failed: {e}"));
+    let addr = daemon.lines[0]
+        .strip_prefix("export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://")
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let token = imds_token(&addr);
+    let creds = imds_credentials(&addr, &token);
+    assert!(
+        creds["AccessKeyId"].as_str().unwrap().starts_with("ASIA"),
+        "{creds}"
+    );
+    let requests = ep.requests();
+    assert!(requests.len() >= 2, "{requests:?}");
+    assert!(requests.iter().all(|r| r["status"] == 201), "{requests:?}");
+    daemon.stop();
+}
+
+#[test]
+fn mldsa_key_material_never_reaches_the_output_at_trace_level() {
+    let ep = Endpoint::start();
+    let cert = td("mldsa65/cert.pem").display().to_string();
+    let key = td("mldsa65/key.both.pem").display().to_string();
+    let pem = std::fs::read_to_string(&key).unwrap();
+    let body: Vec<&str> = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    // The base64 of the key (seed and expanded key), and the seed in hex.
+    let der = std::fs::read(td("mldsa65/key.both.der")).unwrap();
+    let seed_hex = hex::encode(&der[der.len() - 4032 - 4 - 32..der.len() - 4032 - 4]);
+    let cp = [
+        vec![
+            "credential-process".to_string(),
+            "--certificate".into(),
+            cert.clone(),
+            "--private-key".into(),
+            key.clone(),
+            "--intermediates".into(),
+            td("mldsa-ca/chain.pem").display().to_string(),
+        ],
+        ep.flags(),
+    ]
+    .concat();
+    let env = [("IAMRA_LOG", "trace")];
+    let runs = [
+        iamra(&cp, &env),
+        iamra(
+            &["sign-string", "--certificate", &cert, "--private-key", &key],
+            &env,
+        ),
+    ];
+    for out in &runs {
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stderr.is_empty(), "trace logging is on");
+        for text in [&stderr, &stdout] {
+            assert!(!text.contains(&seed_hex));
+            for line in &body[..body.len() - 1] {
+                assert!(!text.contains(line), "a key line reached the output");
+            }
+        }
+    }
+}

@@ -83,3 +83,27 @@ fn builder_reports_missing_settings_and_bad_files() {
         .unwrap_err();
     assert!(e.to_string().contains("does not match certificate"), "{e}");
 }
+
+#[test]
+fn provider_gets_credentials_with_an_mldsa65_key() {
+    let ep = Endpoint::start();
+    let provider = iamra::RolesAnywhereProvider::builder()
+        .certificate(td("mldsa65/cert.pem"))
+        .private_key(td("mldsa65/key.expanded.pem"))
+        .intermediates(td("mldsa-ca/chain.pem"))
+        .trust_anchor_arn(TRUST_ANCHOR_ARN)
+        .profile_arn(PROFILE_ARN)
+        .role_arn(ROLE_ARN)
+        .endpoint(ep.url())
+        .ca_bundle(td("tls/ca.pem"))
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let creds = runtime.block_on(provider.credentials()).unwrap();
+    assert!(creds.access_key_id().starts_with("ASIA"));
+    assert_eq!(ep.requests().len(), 1);
+    assert_eq!(ep.requests()[0]["status"], 201);
+}
