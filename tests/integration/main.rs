@@ -7,6 +7,7 @@ mod credential_process;
 mod diagnostics;
 mod doctor;
 mod errors;
+mod exec;
 mod faults;
 mod pkcs11;
 mod provider;
