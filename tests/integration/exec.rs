@@ -926,3 +926,27 @@ fn exec_refreshes_with_every_key_source_and_the_command_inherits_none_of_it() {
         );
     }
 }
+
+#[test]
+fn descriptors_the_caller_gives_iamra_reach_the_command() {
+    let ep = Endpoint::start();
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("input");
+    std::fs::write(&file, b"through fd 3\n").unwrap();
+    // sh opens the file on descriptor 3 for iamra, as in `iamra exec -- job 3<file`.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#"exec "$0" "$@" 3<"$INPUT""#)
+        .arg(env!("CARGO_BIN_EXE_iamra"))
+        .args(exec_args(&ep, &[], &["sh", "-c", "cat <&3"]))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("IAMRA_NO_CACHE", "true")
+        .env("INPUT", &file)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.stdout, b"through fd 3\n");
+}
