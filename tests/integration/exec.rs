@@ -747,10 +747,12 @@ fn exec_fails_before_the_command_when_credentials_cannot_be_had() {
 // ---------------------------------------------------------------------------------
 // Key sources
 
-/// The command: reads the endpoint until it has seen two sets of credentials, and
-/// reports the descriptors and iamra secrets it inherited.
+/// The command: deletes the key's password or PIN file (so a refresh cannot log in
+/// again), reads the endpoint until it has seen two sets of credentials, and reports
+/// the descriptors it inherited.
 const TWO_SESSIONS: &str = r#"
 import json, os, time, urllib.request
+os.remove(os.environ["SECRET_FILE"])
 uri = os.environ["AWS_CONTAINER_CREDENTIALS_FULL_URI"]
 token = os.environ["AWS_CONTAINER_AUTHORIZATION_TOKEN"]
 keys = []
@@ -768,14 +770,16 @@ for n in os.listdir("/proc/self/fd"):
             fds[n] = os.readlink("/proc/self/fd/" + n)
         except OSError:
             pass
-secrets = [k for k in os.environ if k.startswith("IAMRA_") and ("PASSWORD" in k or "PIN" in k)]
-print(json.dumps({"keys": keys, "fds": fds, "secrets": secrets}))
+print(json.dumps({"keys": keys, "fds": fds}))
 "#;
 
-/// A key source: certificate and key flags, and the variables it needs.
+/// A key source: certificate and key flags, the flag naming its password or PIN
+/// file and that secret, and the variables it needs.
 struct KeySource {
     name: &'static str,
     flags: Vec<String>,
+    secret_flag: &'static str,
+    secret: String,
     env: Vec<(String, String)>,
 }
 
@@ -795,7 +799,9 @@ fn key_sources(
                     .display()
                     .to_string(),
             ],
-            env: vec![("IAMRA_PKCS8_PASSWORD".into(), password.trim_end().into())],
+            secret_flag: "--pkcs8-password-file",
+            secret: password.clone(),
+            env: vec![],
         },
         KeySource {
             name: "pkcs12",
@@ -803,7 +809,9 @@ fn key_sources(
                 "--certificate".into(),
                 td("rsa2048/bundle-modern.p12").display().to_string(),
             ],
-            env: vec![("IAMRA_PKCS12_PASSWORD".into(), password.trim_end().into())],
+            secret_flag: "--pkcs12-password-file",
+            secret: password.clone(),
+            env: vec![],
         },
     ];
     if let Some(hsm) = hsm {
@@ -815,10 +823,9 @@ fn key_sources(
                 "--pkcs11-lib".into(),
                 MODULE.into(),
             ],
-            env: vec![
-                ("IAMRA_PKCS11_PIN".into(), PIN.into()),
-                ("SOFTHSM2_CONF".into(), hsm.conf().display().to_string()),
-            ],
+            secret_flag: "--pkcs11-pin-file",
+            secret: PIN.into(),
+            env: vec![("SOFTHSM2_CONF".into(), hsm.conf().display().to_string())],
         });
     }
     #[cfg(feature = "tpm")]
@@ -831,13 +838,9 @@ fn key_sources(
                 "--private-key".into(),
                 tpm.file("prov-ec-pw.tss2.pem"),
             ],
-            env: vec![
-                (
-                    "IAMRA_TPM_KEY_PASSWORD".into(),
-                    crate::common::swtpm::KEY_PASSWORD.into(),
-                ),
-                ("TPM2TOOLS_TCTI".into(), tpm.tcti()),
-            ],
+            secret_flag: "--tpm-key-password-file",
+            secret: crate::common::swtpm::KEY_PASSWORD.into(),
+            env: vec![("TPM2TOOLS_TCTI".into(), tpm.tcti())],
         });
     }
     v
@@ -873,7 +876,7 @@ fn passed_on_fds() -> serde_json::Value {
 }
 
 #[test]
-fn exec_refreshes_with_every_key_source_and_the_command_inherits_none_of_it() {
+fn exec_refreshes_with_every_key_source_on_one_login_and_the_command_inherits_none_of_it() {
     let hsm = SoftHsm::new();
     #[cfg(feature = "tpm")]
     let tpm = crate::common::swtpm::Swtpm::start();
@@ -885,6 +888,9 @@ fn exec_refreshes_with_every_key_source_and_the_command_inherits_none_of_it() {
         let home = tempfile::tempdir().unwrap();
         let mut args = vec!["exec".to_string()];
         args.extend(source.flags.clone());
+        let secret_file = home.path().join("secret");
+        std::fs::write(&secret_file, &source.secret).unwrap();
+        args.extend([source.secret_flag.into(), secret_file.display().to_string()]);
         if source.name != "pkcs12" {
             // A bundle sends its own chain.
             args.extend([
@@ -899,10 +905,9 @@ fn exec_refreshes_with_every_key_source_and_the_command_inherits_none_of_it() {
             "-c".into(),
             TWO_SESSIONS.into(),
         ]);
-        let env: Vec<(&str, &str)> = source
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+        let secret_env = secret_file.display().to_string();
+        let env: Vec<(&str, &str)> = std::iter::once(("SECRET_FILE", secret_env.as_str()))
+            .chain(source.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .collect();
         let out = run(&args, home.path(), &env);
         let name = source.name;
@@ -919,11 +924,8 @@ fn exec_refreshes_with_every_key_source_and_the_command_inherits_none_of_it() {
             passed_on_fds(),
             "{name}: only the descriptors iamra was given"
         );
-        assert_eq!(
-            v["secrets"],
-            serde_json::json!([]),
-            "{name}: inherited secrets"
-        );
+        // Both sessions came from one login: the secret was gone before the second.
+        assert!(!secret_file.exists());
     }
 }
 
