@@ -288,6 +288,21 @@ mod tests {
         env.vars.get(OsStr::new(k)).and_then(|v| v.to_str())
     }
 
+    /// The endpoint-mode environment for `vars`, with `read` as the file system.
+    fn endpoint_env(vars: &[(&str, &str)], read: &dyn Fn(&Path) -> Option<String>) -> ChildEnv {
+        let token = SecretString::from("t");
+        build(
+            parent(vars),
+            read,
+            "us-east-1",
+            &[],
+            Credentials::Endpoint {
+                uri: "u",
+                token: &token,
+            },
+        )
+    }
+
     fn files(map: &'static [(&'static str, &'static str)]) -> impl Fn(&Path) -> Option<String> {
         move |p: &Path| {
             map.iter()
@@ -348,18 +363,8 @@ mod tests {
 
     #[test]
     fn a_region_already_set_is_kept() {
-        let token = SecretString::from("t");
         for set in ["AWS_REGION", "AWS_DEFAULT_REGION"] {
-            let env = build(
-                parent(&[(set, "ap-south-1")]),
-                &files(&[]),
-                "eu-west-1",
-                &[],
-                Credentials::Endpoint {
-                    uri: "u",
-                    token: &token,
-                },
-            );
+            let env = endpoint_env(&[(set, "ap-south-1")], &files(&[]));
             assert_eq!(get(&env, set), Some("ap-south-1"));
             assert_eq!(env.vars.len(), 3, "only the two credential variables added");
         }
@@ -394,7 +399,6 @@ mod tests {
 
     #[test]
     fn files_giving_the_default_profile_credentials_are_hidden() {
-        let token = SecretString::from("t");
         let read = files(&[
             (
                 "/h/.aws/credentials",
@@ -406,16 +410,7 @@ mod tests {
             ),
             ("/h/.boto", "[Credentials]\naws_access_key_id = C\n"),
         ]);
-        let env = build(
-            parent(&[("HOME", "/h"), ("AWS_CONFIG_FILE", "~/cfg")]),
-            &read,
-            "us-east-1",
-            &[],
-            Credentials::Endpoint {
-                uri: "u",
-                token: &token,
-            },
-        );
+        let env = endpoint_env(&[("HOME", "/h"), ("AWS_CONFIG_FILE", "~/cfg")], &read);
         assert_eq!(get(&env, "AWS_SHARED_CREDENTIALS_FILE"), Some(NULL_FILE));
         assert_eq!(get(&env, "AWS_CONFIG_FILE"), Some(NULL_FILE));
         assert_eq!(get(&env, "BOTO_CONFIG"), Some(NULL_FILE));
@@ -429,7 +424,6 @@ mod tests {
 
     #[test]
     fn files_without_default_credentials_are_left_alone() {
-        let token = SecretString::from("t");
         let read = files(&[
             (
                 "/h/.aws/credentials",
@@ -440,16 +434,7 @@ mod tests {
                 "[default]\nregion = eu-west-3\ns3 =\n  role_arn = nested\n[profile other]\nrole_arn = x\n",
             ),
         ]);
-        let env = build(
-            parent(&[("HOME", "/h")]),
-            &read,
-            "us-east-1",
-            &[],
-            Credentials::Endpoint {
-                uri: "u",
-                token: &token,
-            },
-        );
+        let env = endpoint_env(&[("HOME", "/h")], &read);
         assert!(get(&env, "AWS_SHARED_CREDENTIALS_FILE").is_none());
         assert!(get(&env, "AWS_CONFIG_FILE").is_none());
         assert!(get(&env, "BOTO_CONFIG").is_none());
