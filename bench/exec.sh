@@ -22,10 +22,18 @@ export HOME="$work" XDG_CACHE_HOME="$work/cache"
 unset IAMRA_NO_CACHE
 # Warm the cache: every command below then takes the credentials from it.
 "$BIN/iamra" credential-process $flags >/dev/null
-hyperfine -N --warmup 10 --runs "$RUNS" --export-markdown "$work/exec.md" \
+hyperfine -N --warmup 10 --runs "$RUNS" --export-json "$work/exec.json" \
   -n 'true (floor)' 'true' \
   -n 'credential-process (warm cache)' "$BIN/iamra credential-process $flags" \
   -n 'exec -- true (endpoint)' "$BIN/iamra exec $flags -- true" \
   -n 'exec --env -- true' "$BIN/iamra exec --env $flags -- true"
-cat "$work/exec.md"
+python3 - "$work/exec.json" <<'PY'
+import json, sys
+print("| command | median ms | min ms | mean ms | user ms | system ms |")
+print("|---|---:|---:|---:|---:|---:|")
+for r in json.load(open(sys.argv[1]))["results"]:
+    print(f"| {r['command']} | {r['median']*1e3:.2f} | {r['min']*1e3:.2f} | {r['mean']*1e3:.2f} "
+          f"| {r['user']*1e3:.2f} | {r['system']*1e3:.2f} |")
+PY
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "CreateSession requests during the run: $(wc -l <"$work/requests.jsonl") (1 = the warm-up only)"
