@@ -783,10 +783,7 @@ struct KeySource {
     env: Vec<(String, String)>,
 }
 
-fn key_sources(
-    hsm: &Option<SoftHsm>,
-    _tpm: &Option<crate::common::swtpm::Swtpm>,
-) -> Vec<KeySource> {
+fn key_sources(hsm: &Option<SoftHsm>) -> Vec<KeySource> {
     let password = std::fs::read_to_string(td("password.txt")).unwrap();
     let mut v = vec![
         KeySource {
@@ -828,22 +825,24 @@ fn key_sources(
             env: vec![("SOFTHSM2_CONF".into(), hsm.conf().display().to_string())],
         });
     }
-    #[cfg(feature = "tpm")]
-    if let Some(tpm) = _tpm {
-        v.push(KeySource {
-            name: "tpm",
-            flags: vec![
-                "--certificate".into(),
-                tpm.file("prov-ec-pw.crt"),
-                "--private-key".into(),
-                tpm.file("prov-ec-pw.tss2.pem"),
-            ],
-            secret_flag: "--tpm-key-password-file",
-            secret: crate::common::swtpm::KEY_PASSWORD.into(),
-            env: vec![("TPM2TOOLS_TCTI".into(), tpm.tcti())],
-        });
-    }
     v
+}
+
+/// The TPM key source: a TSS2 key file with a password.
+#[cfg(feature = "tpm")]
+fn tpm_source(tpm: &crate::common::swtpm::Swtpm) -> KeySource {
+    KeySource {
+        name: "tpm",
+        flags: vec![
+            "--certificate".into(),
+            tpm.file("prov-ec-pw.crt"),
+            "--private-key".into(),
+            tpm.file("prov-ec-pw.tss2.pem"),
+        ],
+        secret_flag: "--tpm-key-password-file",
+        secret: crate::common::swtpm::KEY_PASSWORD.into(),
+        env: vec![("TPM2TOOLS_TCTI".into(), tpm.tcti())],
+    }
 }
 
 /// The descriptors above 2 that this process passes on to the programs it starts
@@ -878,11 +877,14 @@ fn passed_on_fds() -> serde_json::Value {
 #[test]
 fn exec_refreshes_with_every_key_source_on_one_login_and_the_command_inherits_none_of_it() {
     let hsm = SoftHsm::new();
+    #[allow(unused_mut, reason = "the TPM source needs the tpm feature")]
+    let mut sources = key_sources(&hsm);
     #[cfg(feature = "tpm")]
     let tpm = crate::common::swtpm::Swtpm::start();
-    #[cfg(not(feature = "tpm"))]
-    let tpm = None;
-    let sources = key_sources(&hsm, &tpm);
+    #[cfg(feature = "tpm")]
+    if let Some(tpm) = &tpm {
+        sources.push(tpm_source(tpm));
+    }
     for source in sources {
         let ep = Endpoint::start_with(&["--session-lifetime", "3"]);
         let home = tempfile::tempdir().unwrap();

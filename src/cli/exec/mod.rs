@@ -230,7 +230,11 @@ fn log_notes(env: &env::ChildEnv) {
     }
 }
 
-fn env_mode(a: &Args, inherited: &[i32], remove: &[OsString]) -> Result<i32, CliError> {
+fn env_mode(
+    a: &Args,
+    inherited: &[std::os::fd::RawFd],
+    remove: &[OsString],
+) -> Result<i32, CliError> {
     let credential = &a.process.credential;
     let params = session_params(credential)?;
     let min = a.min_remaining.unwrap_or(Duration::ZERO);
@@ -271,7 +275,11 @@ fn env_mode(a: &Args, inherited: &[i32], remove: &[OsString]) -> Result<i32, Cli
     Err(child::replace_process(&a.command, &env).into())
 }
 
-fn endpoint_mode(a: &Args, inherited: &[i32], remove: &[OsString]) -> Result<i32, CliError> {
+fn endpoint_mode(
+    a: &Args,
+    inherited: &[std::os::fd::RawFd],
+    remove: &[OsString],
+) -> Result<i32, CliError> {
     let refresh_before = a.process.refresh_before;
     check_refresh_before(refresh_before, a.process.credential.session_duration)?;
     let p = prepare(&a.process.credential)?;
