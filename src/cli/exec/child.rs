@@ -1,9 +1,11 @@
 //! Running the command: descriptors it must not inherit, spawning or replacing the
 //! process, forwarding signals, and its exit status.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::os::fd::{BorrowedFd, RawFd};
+use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::process::ExitStatusExt as _;
+use std::path::PathBuf;
 use std::process::ExitStatus;
 
 use rustix::io::FdFlags;
@@ -61,6 +63,31 @@ pub(super) fn close_on_exec_except(keep: &[RawFd]) {
             }
         });
     }
+}
+
+/// Checks, before anything is fetched, that `program` names an executable file
+/// (found in `path`, the `PATH` value, when it has no `/`), so that a mistyped job
+/// fails at once with 127 or 126. Starting it can still fail (a `noexec` mount, an
+/// ACL); that is reported the same way.
+pub(super) fn check_runnable(program: &OsStr, path: Option<&OsStr>) -> Result<(), ExecError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let not_found = || std::io::Error::from(rustix::io::Errno::NOENT);
+    let candidates: Vec<PathBuf> = if program.as_bytes().contains(&b'/') {
+        vec![PathBuf::from(program)]
+    } else {
+        std::env::split_paths(path.unwrap_or_default())
+            .map(|dir| dir.join(program))
+            .collect()
+    };
+    let mut error = not_found();
+    for candidate in candidates {
+        match std::fs::metadata(&candidate) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => return Ok(()),
+            Ok(_) => error = std::io::Error::from(rustix::io::Errno::ACCESS),
+            Err(_) => {}
+        }
+    }
+    Err(ExecError::spawn(program, error))
 }
 
 /// The command to run, with exactly the environment `env`.
@@ -142,6 +169,27 @@ impl Forwarder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commands_are_looked_up_as_the_shell_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("job");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        let path = std::env::join_paths(["/nonexistent".as_ref(), dir.path()]).unwrap();
+        let code = |p: &str, path: &OsStr| match check_runnable(OsStr::new(p), Some(path)) {
+            Ok(()) => 0,
+            Err(e) => e.exit_code(),
+        };
+        assert_eq!(code("job", &path), 126, "not executable");
+        assert_eq!(code(script.to_str().unwrap(), &path), 126);
+        assert_eq!(code("nosuchjob", &path), 127);
+        assert_eq!(code("/nonexistent/job", &path), 127);
+        assert_eq!(code(dir.path().to_str().unwrap(), &path), 126, "a folder");
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(code("job", &path), 0);
+        assert_eq!(code("job", OsStr::new("")), 127, "empty PATH");
+    }
 
     #[test]
     fn exit_status_is_the_commands_or_128_plus_the_signal() {

@@ -15,7 +15,8 @@
 //! stdout), SIGINT, SIGTERM and SIGHUP are passed on to it, and iamra exits with its
 //! status (128 + N when signal N ended it) once it has ended and been reaped; the
 //! endpoint closes then. A command that cannot be found exits 127, one that cannot
-//! be run 126 (as in the shells); iamra's own failures, before the command starts,
+//! be run 126 (as in the shells; looked up before anything is fetched); iamra's own
+//! failures, before the command starts,
 //! exit 1 as `credential-process` does (2 for a usage error).
 
 mod child;
@@ -127,7 +128,7 @@ fn shorten(s: &str, max: usize) -> String {
 }
 
 impl ExecError {
-    fn spawn(program: &std::ffi::OsStr, source: std::io::Error) -> Self {
+    pub(super) fn spawn(program: &std::ffi::OsStr, source: std::io::Error) -> Self {
         let program = format!("{:?}", shorten(&program.to_string_lossy(), 100));
         let reason = match source.kind() {
             std::io::ErrorKind::NotFound => "no such command",
@@ -200,9 +201,10 @@ fn run_command(a: Args) -> Result<i32, CliError> {
     if let Some(first) = a.misplaced.first() {
         return Err(ExecError::Misplaced(shorten(&first.to_string_lossy(), 100)).into());
     }
-    if a.command.is_empty() {
+    let Some(program) = a.command.first() else {
         return Err(ExecError::NoCommand.into());
-    }
+    };
+    child::check_runnable(program, std::env::var_os("PATH").as_deref())?;
     // Descriptors the caller gave iamra are the command's; the ones iamra opens
     // (HSM, TPM, sockets) are not.
     let inherited = child::inherited_fds();
