@@ -16,8 +16,8 @@
 //! status (128 + N when signal N ended it) once it has ended and been reaped; the
 //! endpoint closes then. A command that cannot be found exits 127, one that cannot
 //! be run 126 (as in the shells; looked up before anything is fetched); iamra's own
-//! failures, before the command starts,
-//! exit 1 as `credential-process` does (2 for a usage error).
+//! failures, before the command starts, exit 1 as `credential-process` does (2 for a
+//! usage error).
 
 mod child;
 mod env;
