@@ -25,6 +25,8 @@
 //! 4 KiB within 5 s, else 413/408; at most 1024 connections at once (more wait in
 //! the backlog). IMDS tokens are not stored at all (see [`imds::TokenIssuer`]), so
 //! `PUT`s cannot fill memory or push out another client's token.
+//! [`Server::ecs_only`] turns the IMDS routes off (404), for a server whose
+//! credentials belong only to the holder of the ECS token (`iamra exec`).
 //! Every accepted connection gets IP TTL / IPv6 hop limit `--hop-limit` (default 1),
 //! so that answers cannot leave the host; a non-loopback `--bind` needs
 //! `--allow-non-loopback-bind` and hop limit 1. Tokens and credentials are never
