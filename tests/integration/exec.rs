@@ -409,7 +409,7 @@ fn the_token_is_only_in_the_commands_environment_and_guards_the_endpoint() {
         &[
             ("IAMRA_NO_CACHE", "false"),
             (
-                "XDG_CACHE_HOME",
+                "IAMRA_CACHE_DIR",
                 home.path().join("cache").to_str().unwrap(),
             ),
         ],
@@ -953,4 +953,34 @@ fn descriptors_the_caller_gives_iamra_reach_the_command() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(out.stdout, b"through fd 3\n");
+}
+
+#[test]
+fn exec_shares_credential_process_cache() {
+    let ep = Endpoint::start();
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("cache").display().to_string();
+    let cache = [
+        ("IAMRA_NO_CACHE", "false"),
+        ("IAMRA_CACHE_DIR", dir.as_str()),
+    ];
+    let mut cp = exec_args(&ep, &[], &[]);
+    cp[0] = "credential-process".into();
+    cp.pop(); // `--`
+    let out = run(&cp, home.path(), &cache);
+    let printed = assert_credentials(&out);
+    // Both modes start from the cached credentials: no second CreateSession.
+    let out = run(
+        &exec_args(&ep, &["--env"], &["sh", "-c", "echo $AWS_ACCESS_KEY_ID"]),
+        home.path(),
+        &cache,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        printed["AccessKeyId"]
+    );
+    let out = run(&exec_args(&ep, &[], &["true"]), home.path(), &cache);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(log_entries(&ep).len(), 1);
 }
