@@ -8,6 +8,11 @@
 //!   `iamra-test-endpoint`), median of several runs.
 //!
 //! Usage: `cargo run --release --example pkcs11 [SECONDS_PER_ROW]`
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark harness: a failure aborts the measurement run with its message"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

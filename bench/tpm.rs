@@ -12,6 +12,11 @@
 //! on loopback. Needs swtpm, tpm2-openssl and openssl.
 //!
 //! Usage: `cargo run --release --features tpm --example tpm [SECONDS_PER_ROW]`
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark harness: a failure aborts the measurement run with its message"
+)]
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -55,6 +55,8 @@ def random_serial():
 
 
 def sig_hash(issuer_key):
+    if type(issuer_key).__name__.startswith("MLDSA"):
+        return None  # ML-DSA signs the TBSCertificate itself (RFC 9881)
     if isinstance(issuer_key, ec.EllipticCurvePrivateKey) and issuer_key.curve.key_size >= 384:
         return hashes.SHA384()
     return hashes.SHA256()

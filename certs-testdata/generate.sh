@@ -11,7 +11,7 @@ die() { echo "generate.sh: $*" >&2; exit 1; }
 
 # ---- clean everything we generate (keeps generate.sh, generate.py, README.md) ----
 rm -rf ca rsa2048 rsa3072 rsa4096 ec-p256 ec-p384 serial-huge expired not-yet-valid untrusted \
-       mismatch ca-as-leaf ed25519 rsa1024 p521 no-eku bad tls
+       mismatch ca-as-leaf ed25519 rsa1024 p521 no-eku bad tls mldsa-ca mldsa44 mldsa65 mldsa87
 rm -f chain.pem chain-with-root.pem password.txt arns.env
 
 printf '%s' 'correct horse battery staple' > password.txt
@@ -25,6 +25,8 @@ EOF
 
 # ---- keys and certificates (exact validity dates and serials) ----
 python3 generate.py "$PWD"
+# ML-DSA leaves, the ML-DSA CA and the bad ML-DSA keys (checks its own output)
+python3 generate_mldsa.py "$PWD"
 
 # ---- "EC PARAMETERS" block followed by the SEC1 key, as `openssl ecparam -genkey` writes ----
 for pair in ec-p256:prime256v1 ec-p384:secp384r1; do

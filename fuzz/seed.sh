@@ -20,7 +20,8 @@ copy() { # copy TARGET FILE...
 
 # Certificates, chains and the broken fixtures.
 copy cert $(find "$T" -name '*.pem' -o -name '*.der' | grep -v '/tls/' | sort)
-# Every key encoding, combined files, and the wrong-kind fixtures.
+# Every key encoding (ML-DSA seed/expanded/both forms included), combined files, and the
+# wrong-kind fixtures (bad/mldsa-*: wrong lengths, disagreeing halves, unknown OIDs).
 copy key $(find "$T" \( -name 'key*' -o -name 'combined*' -o -name '*.key' \) -type f | sort) "$T"/bad/*
 # PKCS#12 bundles, modern and legacy, with and without passwords and MACs.
 copy pkcs12 $(find "$T" -name '*.p12' | sort)

@@ -65,7 +65,7 @@ pub enum CertError {
         path: PathBuf,
     },
     /// The certificate's key is of a kind Roles Anywhere does not sign with.
-    #[error("certificate {} has an unsupported {kind} key; use RSA (2048 bits or more) or EC P-256/P-384", path.display())]
+    #[error("certificate {} has an unsupported {kind} key; use RSA (2048 bits or more), EC P-256/P-384 or ML-DSA-44/65/87", path.display())]
     UnsupportedKey {
         /// The file.
         path: PathBuf,

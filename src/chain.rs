@@ -67,6 +67,19 @@ fn signed_by(subject: &Certificate, issuer: &Certificate) -> Result<bool, ChainE
         .map(|o| o.to_id_string())
         .unwrap_or_default();
     let p256 = curve == "1.2.840.10045.3.1.7";
+    if let Some(set) = crate::key::MlDsaParameterSet::from_oid(&alg) {
+        // ML-DSA (RFC 9881): pure, empty context, over the TBSCertificate; the
+        // issuer's key must be of the same parameter set.
+        let issuer_alg = spki.algorithm.algorithm.to_id_string();
+        return Ok(issuer_alg == alg
+            && s.signature_algorithm.parameters.is_none()
+            && crate::key::mldsa_verify(
+                set,
+                spki.subject_public_key.data.as_ref(),
+                s.tbs_certificate.as_ref(),
+                s.signature_value.data.as_ref(),
+            ));
+    }
     let verifier: &dyn sig::VerificationAlgorithm = match alg.as_str() {
         "1.2.840.113549.1.1.11" => &sig::RSA_PKCS1_2048_8192_SHA256,
         "1.2.840.113549.1.1.12" => &sig::RSA_PKCS1_2048_8192_SHA384,

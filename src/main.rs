@@ -3,6 +3,8 @@
 // socket, the libtss2 environment); each use is allowed locally and carries a
 // `// SAFETY:` comment.
 #![deny(unsafe_code)]
+// A binary has no API: `pub` inside it means "visible in this crate", as `pub(crate)` does.
+#![allow(unreachable_pub, reason = "a binary crate exports nothing")]
 
 mod cli;
 

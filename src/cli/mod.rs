@@ -101,6 +101,9 @@ impl CliError {
             CliError::Identity(I::Key(KeyError::NoKey { .. })) => {
                 Some("pass the key file with --private-key".into())
             }
+            CliError::Identity(I::Key(KeyError::Inconsistent { .. })) => Some(
+                "the key file was altered or assembled from two keys: export it again from where the key was made".into(),
+            ),
             CliError::Identity(I::Key(KeyError::Mismatch { .. })) => {
                 Some("the key and certificate must be a pair; check you did not swap files between identities".into())
             }

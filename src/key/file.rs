@@ -1,7 +1,8 @@
 //! Software keys from files: PKCS#1, SEC 1 (with or without `EC PARAMETERS`),
 //! PKCS#8 and encrypted PKCS#8 (PBES2), in PEM or DER.
 //!
-//! RSA keys are handed to ring (constant-time, blinded); EC keys to p256/p384.
+//! RSA keys are handed to ring (constant-time, blinded); EC keys to p256/p384;
+//! ML-DSA keys (PKCS#8 only, RFC 9881) to `ml-dsa` (see `mldsa.rs`).
 //! Every buffer that held key bytes is zeroized when dropped.
 
 use std::path::Path;
@@ -24,6 +25,8 @@ pub enum FileKey {
     P256(p256::ecdsa::SigningKey),
     /// EC P-384.
     P384(p384::ecdsa::SigningKey),
+    /// ML-DSA-44/65/87.
+    MlDsa(super::MlDsaKey),
     /// A `TSS2 PRIVATE KEY` file: the key stays in the TPM (feature `tpm`).
     Tpm(super::TpmKey),
 }
@@ -35,6 +38,7 @@ impl std::fmt::Debug for FileKey {
             FileKey::Rsa(_) => "Rsa",
             FileKey::P256(_) => "P256",
             FileKey::P384(_) => "P384",
+            FileKey::MlDsa(k) => return write!(f, "FileKey::MlDsa({})", k.parameter_set().name()),
             FileKey::Tpm(k) => return write!(f, "FileKey::Tpm({k:?})"),
         };
         write!(f, "FileKey::{kind}(** redacted **)")
@@ -54,6 +58,10 @@ impl SigningKey for FileKey {
             FileKey::P384(k) => {
                 PublicKey::P384(k.verifying_key().to_sec1_point(false).as_bytes().to_vec())
             }
+            FileKey::MlDsa(k) => PublicKey::MlDsa {
+                set: k.parameter_set(),
+                key: k.public_key().to_vec(),
+            },
             FileKey::Tpm(k) => k.public_key(),
         }
     }
@@ -86,6 +94,8 @@ impl SigningKey for FileKey {
                     .map_err(|e| SignError::Backend(e.to_string()))?;
                 Ok(sig.as_bytes().to_vec())
             }
+            // Pure ML-DSA signs the message itself: `digest` does not apply.
+            FileKey::MlDsa(k) => k.sign(message).map_err(SignError::Backend),
             FileKey::Tpm(k) => k.sign(message, digest),
         }
     }
@@ -240,7 +250,21 @@ pub(crate) fn from_pkcs8(der: &[u8], path: &Path) -> Result<FileKey, KeyError> {
         "1.3.101.113" => Err(unsupported(path, "Ed448")),
         "1.2.840.10040.4.1" => Err(unsupported(path, "DSA")),
         "1.2.840.113549.1.1.10" => Err(unsupported(path, "RSA-PSS")),
-        other => Err(unsupported(path, &format!("OID {other}"))),
+        other => match super::MlDsaParameterSet::from_oid(other) {
+            Some(set) => super::mldsa::from_pkcs8(
+                set,
+                info.algorithm.parameters.is_some(),
+                info.private_key.as_bytes(),
+                info.public_key.map(|k| k.raw_bytes()),
+                path,
+            )
+            .map(FileKey::MlDsa),
+            None => Err(unsupported(
+                path,
+                &super::mldsa::describe_other_nist_oid(other)
+                    .unwrap_or_else(|| format!("OID {other}")),
+            )),
+        },
     }
 }
 
@@ -294,11 +318,11 @@ fn from_sec1(der: &[u8], path: &Path) -> Result<FileKey, KeyError> {
 }
 
 /// Most PBKDF2 iterations accepted (OpenSSL writes 2048; a few seconds' work).
-pub const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+pub(crate) const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
 /// Most memory scrypt may need (`128 * r * N` bytes; OpenSSL's default is 16 MiB).
-pub const MAX_SCRYPT_MEMORY: u64 = 256 * 1024 * 1024;
+pub(crate) const MAX_SCRYPT_MEMORY: u64 = 256 * 1024 * 1024;
 /// Largest scrypt parallelisation `p` (OpenSSL writes 1).
-pub const MAX_SCRYPT_PARALLELISM: u16 = 16;
+pub(crate) const MAX_SCRYPT_PARALLELISM: u16 = 16;
 
 /// Refuses key-derivation parameters that would take minutes or gigabytes before
 /// the password is even checked: the parameters come from the key file.

@@ -2,10 +2,11 @@
 //!
 //! [`SigningKey`] is the extension point (a library user may bring an HSM of their
 //! own, as with rustls's `SigningKey`); [`FileKey`] is the software key read from PEM,
-//! DER, PKCS#8 (plain or encrypted) and PKCS#12 files. Keys are checked against the
+//! DER, PKCS#8 (plain or encrypted) and PKCS#12 files, ML-DSA included ([`MlDsaParameterSet`]). Keys are checked against the
 //! certificate when they are loaded ([`check_matches`]), never at first use.
 
 mod file;
+mod mldsa;
 pub mod pkcs11;
 pub mod pkcs12;
 pub mod tpm;
@@ -17,17 +18,21 @@ use x509_parser::x509::SubjectPublicKeyInfo;
 
 pub use self::pkcs12::{Pkcs12Identity, is_pkcs12, load_pkcs12};
 pub use file::{FileKey, load_key, load_key_bytes};
+pub(crate) use mldsa::verify as mldsa_verify;
+pub use mldsa::{MlDsaKey, MlDsaParameterSet};
 pub use tpm::{TpmError, TpmKey};
 
 use crate::input::ReadError;
 
-/// The two signature families Roles Anywhere accepts.
+/// The signature families Roles Anywhere accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyAlgorithm {
     /// RSASSA-PKCS1-v1_5.
     Rsa,
     /// ECDSA with a DER `Ecdsa-Sig-Value`.
     Ecdsa,
+    /// Pure ML-DSA (FIPS 204), empty context, over the message itself.
+    MlDsa,
 }
 
 impl KeyAlgorithm {
@@ -36,12 +41,13 @@ impl KeyAlgorithm {
         match self {
             KeyAlgorithm::Rsa => "AWS4-X509-RSA-SHA256",
             KeyAlgorithm::Ecdsa => "AWS4-X509-ECDSA-SHA256",
+            KeyAlgorithm::MlDsa => "AWS4-X509-MLDSA",
         }
     }
 }
 
 /// Hash used for a signature. Requests always use SHA-256; `sign-string` may ask
-/// for the others.
+/// for the others. ML-DSA signs the message itself and ignores it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Digest {
     /// SHA-256.
@@ -79,6 +85,13 @@ pub enum PublicKey {
     P256(Vec<u8>),
     /// EC P-384; the uncompressed SEC 1 point.
     P384(Vec<u8>),
+    /// ML-DSA; the raw FIPS 204 public key (1312 / 1952 / 2592 bytes).
+    MlDsa {
+        /// The parameter set.
+        set: MlDsaParameterSet,
+        /// The encoded public key.
+        key: Vec<u8>,
+    },
 }
 
 const OID_RSA: &str = "1.2.840.113549.1.1.1";
@@ -122,7 +135,22 @@ impl PublicKey {
             "1.3.101.113" => Err("Ed448".into()),
             "1.2.840.10040.4.1" => Err("DSA".into()),
             "1.2.840.113549.1.1.10" => Err("RSA-PSS".into()),
-            other => Err(format!("OID {other}")),
+            other => {
+                match MlDsaParameterSet::from_oid(other) {
+                    Some(set) if spki.algorithm.parameters.is_some() => {
+                        Err(format!("{} (with parameters)", set.name()))
+                    }
+                    Some(set) if data.len() != set.public_key_len() => Err(format!(
+                        "{} (public key of {} bytes, not {})",
+                        set.name(),
+                        data.len(),
+                        set.public_key_len()
+                    )),
+                    Some(set) => Ok(PublicKey::MlDsa { set, key: data }),
+                    None => Err(mldsa::describe_other_nist_oid(other)
+                        .unwrap_or_else(|| format!("OID {other}"))),
+                }
+            }
         }
     }
 
@@ -131,22 +159,27 @@ impl PublicKey {
         match self {
             PublicKey::Rsa { .. } => KeyAlgorithm::Rsa,
             PublicKey::P256(_) | PublicKey::P384(_) => KeyAlgorithm::Ecdsa,
+            PublicKey::MlDsa { .. } => KeyAlgorithm::MlDsa,
         }
     }
 
-    /// The bytes `sign-string` hashes: `RSAPublicKey` DER or the uncompressed point.
+    /// The encoded public key: `RSAPublicKey` DER, the uncompressed point, or the
+    /// raw ML-DSA key.
     pub fn raw_bytes(&self) -> &[u8] {
         match self {
             PublicKey::Rsa { pkcs1, .. } => pkcs1,
             PublicKey::P256(p) | PublicKey::P384(p) => p,
+            PublicKey::MlDsa { key, .. } => key,
         }
     }
 
-    /// `"RSA"` or `"EC"`, as `read-certificate-data` prints it.
+    /// `"RSA"`, `"EC"` or the ML-DSA parameter set (`"ML-DSA-65"`), as
+    /// `read-certificate-data` prints it.
     pub fn type_name(&self) -> &'static str {
-        match self.algorithm() {
-            KeyAlgorithm::Rsa => "RSA",
-            KeyAlgorithm::Ecdsa => "EC",
+        match self {
+            PublicKey::Rsa { .. } => "RSA",
+            PublicKey::P256(_) | PublicKey::P384(_) => "EC",
+            PublicKey::MlDsa { set, .. } => set.name(),
         }
     }
 
@@ -156,6 +189,7 @@ impl PublicKey {
             PublicKey::Rsa { bits, .. } => format!("RSA-{bits}"),
             PublicKey::P256(_) => "EC P-256".into(),
             PublicKey::P384(_) => "EC P-384".into(),
+            PublicKey::MlDsa { set, .. } => set.name().into(),
         }
     }
 }
@@ -176,7 +210,8 @@ pub enum SignError {
 ///
 /// Implementations hash `message` themselves with `digest` (SHA-256 for requests)
 /// and return the signature encoded as Roles Anywhere wants it: PKCS#1 v1.5 bytes
-/// for RSA, a DER `Ecdsa-Sig-Value` for ECDSA.
+/// for RSA, a DER `Ecdsa-Sig-Value` for ECDSA. ML-DSA keys ignore `digest` and
+/// sign `message` itself (pure ML-DSA, empty context, deterministic variant).
 pub trait SigningKey: std::fmt::Debug + Send + Sync {
     /// The public half, used to match the key with the certificate.
     fn public_key(&self) -> PublicKey;
@@ -269,8 +304,17 @@ pub enum KeyError {
         /// The parser's complaint.
         reason: String,
     },
+    /// The key's parts disagree (an ML-DSA `both` key whose expanded half is not
+    /// the one its seed gives).
+    #[error("private key {} is inconsistent: {reason}", path.display())]
+    Inconsistent {
+        /// The file.
+        path: PathBuf,
+        /// What disagrees.
+        reason: String,
+    },
     /// The key is of an unsupported kind.
-    #[error("private key {} is an unsupported {kind} key; use RSA (2048 bits or more) or EC P-256/P-384", path.display())]
+    #[error("private key {} is an unsupported {kind} key; use RSA (2048 bits or more), EC P-256/P-384 or ML-DSA-44/65/87", path.display())]
     Unsupported {
         /// The file.
         path: PathBuf,

@@ -3,6 +3,8 @@
 //! Wire contract (aws_signing_helper 1.8.0): the message is
 //! `"AWS Roles Anywhere Credential Helper Signing Test" || "1" || SHA-256("IAM RA" || public key bytes)`
 //! (public key bytes: PKCS#1 `RSAPublicKey` DER, or the uncompressed EC point);
+//! for ML-DSA keys nothing is appended (the 50 bytes are signed as they are, with
+//! pure ML-DSA: `--digest` does not apply);
 //! `--format json` prints a JSON string of lower-case hex, `text` the hex alone,
 //! `bin` the raw signature; no trailing newline in any format.
 
@@ -13,6 +15,9 @@ const TEST_STRING_VERSION: &[u8] = b"1";
 
 /// The message `sign-string` signs for `public_key`.
 pub fn test_message(public_key: &PublicKey) -> Vec<u8> {
+    if let PublicKey::MlDsa { .. } = public_key {
+        return [TEST_STRING, TEST_STRING_VERSION].concat();
+    }
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(b"IAM RA");
     ctx.update(public_key.raw_bytes());

@@ -318,6 +318,26 @@ impl Fixtures {
         std::os::unix::fs::symlink(dir.join("loop2"), dir.join("loop1")).unwrap();
         std::os::unix::fs::symlink(dir.join("loop1"), dir.join("loop2")).unwrap();
 
+        // ML-DSA certificates under an OID that is not pure ML-DSA (HashML-DSA-65)
+        // or with a public key of the wrong length for their OID.
+        let mldsa = std::fs::read(td("mldsa65/cert.der")).unwrap();
+        let oid_65 = [
+            0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03, 0x12,
+        ];
+        let replace_oids = |to: u8| {
+            let mut der = mldsa.clone();
+            let mut i = 0;
+            while i + oid_65.len() <= der.len() {
+                if der[i..i + oid_65.len()] == oid_65 {
+                    der[i + oid_65.len() - 1] = to;
+                }
+                i += 1;
+            }
+            der
+        };
+        w("mldsa-hash-oid-cert.der", &replace_oids(0x21));
+        w("mldsa-as-44-cert.der", &replace_oids(0x11));
+
         // PEM oddities around a real certificate.
         let cert_pem = std::fs::read_to_string(td("rsa2048/cert.pem")).unwrap();
         let body: Vec<&str> = cert_pem
@@ -1240,6 +1260,93 @@ fn content_cases() -> Vec<Case> {
             t("ec-p256/cert.pem")
         )),
     );
+    // ML-DSA keys: wrong seed or expanded lengths, halves that disagree, OIDs that
+    // are not pure ML-DSA, not one of the three RFC 9881 forms.
+    for (file, names) in [
+        (
+            "mldsa-seed-31-bytes.pem",
+            "does not parse: ML-DSA-65 seed is 31 bytes, not 32",
+        ),
+        (
+            "mldsa-expanded-short.pem",
+            "does not parse: ML-DSA-65 expanded key is 4031 bytes, not 4032",
+        ),
+        (
+            "mldsa-both-seed-33-bytes.pem",
+            "does not parse: ML-DSA-65 seed is 33 bytes, not 32",
+        ),
+        (
+            "mldsa-both-mismatch.pem",
+            "is inconsistent: its ML-DSA-65 expanded key is not the one its seed expands to",
+        ),
+        (
+            "mldsa-both-wrong-level.pem",
+            "does not parse: ML-DSA-44 expanded key is 4032 bytes, not 2560",
+        ),
+        (
+            "mldsa-hash-oid.pem",
+            "is an unsupported HashML-DSA-65 (pre-hash) key",
+        ),
+        (
+            "mldsa-unknown-oid.pem",
+            "is an unsupported OID 2.16.840.1.101.3.4.3.99 (not ML-DSA-44/65/87) key",
+        ),
+        (
+            "mldsa-not-a-choice.pem",
+            "does not parse: ML-DSA-65 private key is not seed, expandedKey or both (RFC 9881)",
+        ),
+    ] {
+        let key = t(&format!("bad/{file}"));
+        cases.push(
+            case(
+                format!("{file} with credential-process"),
+                &cp(&[
+                    "--certificate",
+                    &t("mldsa65/cert.pem"),
+                    "--private-key",
+                    &key,
+                ]),
+            )
+            .names(format!("private key {key} {names}")),
+        );
+    }
+    for (cert, key) in [
+        ("ec-p256/cert.pem", "mldsa65/key.seed.pem"),
+        ("mldsa65/cert.pem", "ec-p256/key.pkcs8.pem"),
+        ("mldsa65/cert.pem", "mldsa87/key.both.pem"),
+        ("mldsa44/cert.pem", "mldsa65/key.expanded.der"),
+    ] {
+        cases.push(
+            case(
+                format!("{key} for {cert}"),
+                &cp(&["--certificate", &t(cert), "--private-key", &t(key)]),
+            )
+            .names(format!(
+                "private key {} does not match certificate {}",
+                t(key),
+                t(cert)
+            )),
+        );
+    }
+    for (file, names) in [
+        (
+            "mldsa-hash-oid-cert.der",
+            "has an unsupported HashML-DSA-65 (pre-hash) key",
+        ),
+        (
+            "mldsa-as-44-cert.der",
+            "has an unsupported ML-DSA-44 (public key of 1952 bytes, not 1312) key",
+        ),
+    ] {
+        let p = fx.path(file);
+        cases.push(
+            case(
+                format!("{file} with read-certificate-data"),
+                &["read-certificate-data", "--certificate", &p],
+            )
+            .names(format!("certificate {p} {names}")),
+        );
+    }
     // Serials: negative, empty, longer than RFC 5280's 20 octets, a length that
     // runs past the end.
     for (file, names) in [

@@ -387,3 +387,51 @@ fn every_flag_can_come_from_an_iamra_environment_variable() {
     let out = iamra(&["credential-process"], &env);
     assert_credentials(&out);
 }
+
+#[test]
+fn every_mldsa_size_and_private_key_form_gets_credentials() {
+    // ML-DSA-44 under the EC intermediate; ML-DSA-65/87 under the ML-DSA CA. The
+    // endpoint verifies the AWS4-X509-MLDSA signature and every chain signature;
+    // an ML-DSA-87 request carries about 14 KB of headers.
+    let ep = Endpoint::start();
+    let mut n = 0;
+    for (dir, chain) in [
+        ("mldsa44", "chain.pem"),
+        ("mldsa65", "mldsa-ca/chain.pem"),
+        ("mldsa87", "mldsa-ca/chain.pem"),
+    ] {
+        for (key, pw) in [
+            ("key.seed.pem", ""),
+            ("key.seed.der", ""),
+            ("key.expanded.pem", ""),
+            ("key.both.der", ""),
+            ("key.enc-seed.pem", "8"),
+        ] {
+            let args = [
+                vec![
+                    "credential-process".to_string(),
+                    "--certificate".into(),
+                    td(&format!("{dir}/cert.pem")).display().to_string(),
+                    "--private-key".into(),
+                    td(&format!("{dir}/{key}")).display().to_string(),
+                    "--intermediates".into(),
+                    td(chain).display().to_string(),
+                ],
+                ep.flags(),
+            ]
+            .concat();
+            let out = iamra(&args, &password_env(pw));
+            assert!(
+                out.status.success(),
+                "{dir}/{key}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_credentials(&out);
+            assert!(out.stderr.is_empty(), "{dir}/{key}");
+            n += 1;
+            let requests = ep.requests();
+            assert_eq!(requests.len(), n, "one CreateSession per call");
+            assert_eq!(requests[n - 1]["status"], 201, "{dir}/{key}");
+        }
+    }
+}

@@ -227,3 +227,72 @@ fn aws_config_profiles_with_missing_flags_are_reported() {
         "{out}"
     );
 }
+
+#[test]
+fn mldsa_leaves_under_ec_and_mldsa_issuers_pass_every_check() {
+    let ep = Endpoint::start();
+    for (dir, chain, path) in [
+        (
+            "mldsa44",
+            "chain.pem",
+            "CN=iamra-test-mldsa44 → CN=iamra Test Intermediate CA → CN=iamra Test Root CA",
+        ),
+        (
+            "mldsa87",
+            "mldsa-ca/chain.pem",
+            "CN=iamra-test-mldsa87 → CN=iamra Test ML-DSA Intermediate CA → CN=iamra Test Root CA",
+        ),
+    ] {
+        let cert = format!("$T/{dir}/cert.pem");
+        let key = format!("$T/{dir}/key.both.pem");
+        let chain = format!("$T/{chain}");
+        let (out, code) = doctor(
+            Some(&ep),
+            &[
+                "--certificate",
+                &cert,
+                "--private-key",
+                &key,
+                "--intermediates",
+                &chain,
+                "--trust-anchor-cert",
+                "$T/ca/root.pem",
+            ],
+        );
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.contains(&format!("✔ chain verifies: {path}\n")),
+            "{out}"
+        );
+        assert!(out.contains("✔ CreateSession succeeded"), "{out}");
+        assert!(!out.contains('✘'), "{out}");
+    }
+    // An ML-DSA CA whose signature on the leaf is broken is named.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut der = std::fs::read(td("mldsa65/cert.der")).unwrap();
+    let last = der.len() - 20;
+    der[last] ^= 0x01;
+    let bad = tmp.path().join("cert.der");
+    std::fs::write(&bad, &der).unwrap();
+    let bad_s = bad.display().to_string();
+    let (out, code) = doctor(
+        None,
+        &[
+            "--certificate",
+            &bad_s,
+            "--private-key",
+            "$T/mldsa65/key.seed.pem",
+            "--intermediates",
+            "$T/mldsa-ca/chain.pem",
+            "--trust-anchor-cert",
+            "$T/ca/root.pem",
+        ],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains(
+            "the signature on \"CN=iamra-test-mldsa65\" does not verify with the key of \"CN=iamra Test ML-DSA Intermediate CA\""
+        ),
+        "{out}"
+    );
+}

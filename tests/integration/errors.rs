@@ -176,7 +176,7 @@ const LOCAL_FAILURES: &[(&[&str], &str)] = &[
             "--private-key",
             "$T/ed25519/key.pkcs8.pem",
         ],
-        "iamra: error: certificate certs-testdata/ed25519/cert.pem has an unsupported Ed25519 key; use RSA (2048 bits or more) or EC P-256/P-384\n",
+        "iamra: error: certificate certs-testdata/ed25519/cert.pem has an unsupported Ed25519 key; use RSA (2048 bits or more), EC P-256/P-384 or ML-DSA-44/65/87\n",
     ),
     (
         &[
@@ -185,7 +185,7 @@ const LOCAL_FAILURES: &[(&[&str], &str)] = &[
             "--private-key",
             "$T/rsa1024/key.pkcs8.pem",
         ],
-        "iamra: error: certificate certs-testdata/rsa1024/cert.pem has an unsupported RSA-1024 key; use RSA (2048 bits or more) or EC P-256/P-384\n",
+        "iamra: error: certificate certs-testdata/rsa1024/cert.pem has an unsupported RSA-1024 key; use RSA (2048 bits or more), EC P-256/P-384 or ML-DSA-44/65/87\n",
     ),
     (
         &[
@@ -194,7 +194,7 @@ const LOCAL_FAILURES: &[(&[&str], &str)] = &[
             "--private-key",
             "$T/p521/key.pkcs8.pem",
         ],
-        "iamra: error: certificate certs-testdata/p521/cert.pem has an unsupported EC P-521 key; use RSA (2048 bits or more) or EC P-256/P-384\n",
+        "iamra: error: certificate certs-testdata/p521/cert.pem has an unsupported EC P-521 key; use RSA (2048 bits or more), EC P-256/P-384 or ML-DSA-44/65/87\n",
     ),
     (
         &[
@@ -203,7 +203,7 @@ const LOCAL_FAILURES: &[(&[&str], &str)] = &[
             "--private-key",
             "$T/ed25519/key.pkcs8.pem",
         ],
-        "iamra: error: private key certs-testdata/ed25519/key.pkcs8.pem is an unsupported Ed25519 key; use RSA (2048 bits or more) or EC P-256/P-384\n",
+        "iamra: error: private key certs-testdata/ed25519/key.pkcs8.pem is an unsupported Ed25519 key; use RSA (2048 bits or more), EC P-256/P-384 or ML-DSA-44/65/87\n",
     ),
     (
         &[
@@ -212,7 +212,7 @@ const LOCAL_FAILURES: &[(&[&str], &str)] = &[
             "--private-key",
             "$T/rsa1024/key.pkcs8.pem",
         ],
-        "iamra: error: private key certs-testdata/rsa1024/key.pkcs8.pem is an unsupported RSA (under 2048 bits) key; use RSA (2048 bits or more) or EC P-256/P-384\n",
+        "iamra: error: private key certs-testdata/rsa1024/key.pkcs8.pem is an unsupported RSA (under 2048 bits) key; use RSA (2048 bits or more), EC P-256/P-384 or ML-DSA-44/65/87\n",
     ),
     (
         &[

@@ -1,4 +1,13 @@
 //! iamra's integration tests: one binary, one module per area.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test, with the value in the message"
+)]
+#![allow(
+    unreachable_pub,
+    reason = "a test binary exports nothing; helpers are shared by module"
+)]
 
 mod bad_inputs;
 mod cache;

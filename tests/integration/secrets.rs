@@ -147,15 +147,20 @@ fn a_running_iamra_cannot_dump_core_or_be_read_by_its_user() {
         .spawn()
         .expect("run iamra (as root, through setpriv from util-linux)");
     let proc_dir = format!("/proc/{}", child.id());
-    // Wait until setpriv has become iamra and iamra has hardened itself.
+    // Wait until setpriv has become iamra and iamra has hardened itself: the soft
+    // and the hard core limit at 0 and the process non-dumpable (the soft one alone may be 0 already when the shell
+    // that runs the tests has `ulimit -c 0`, before iamra has run a line).
     let mut limits = String::new();
-    for _ in 0..200 {
+    for _ in 0..400 {
         let exe = std::fs::read_link(format!("{proc_dir}/exe")).ok();
         limits = std::fs::read_to_string(format!("{proc_dir}/limits")).unwrap_or_default();
         let ready = exe.is_some_and(|e| e.ends_with("iamra"))
             && limits.lines().any(|l| {
-                l.starts_with("Max core file size") && l.split_whitespace().nth(4) == Some("0")
-            });
+                l.starts_with("Max core file size")
+                    && l.split_whitespace().skip(4).take(2).eq(["0", "0"])
+            })
+            // Non-dumpable (set right after the limit): /proc/PID/status owned by root.
+            && std::fs::metadata(format!("{proc_dir}/status")).is_ok_and(|m| m.uid() == 0);
         if ready {
             break;
         }

@@ -323,9 +323,9 @@ pub(crate) fn serial_of(cert: &Path) -> String {
 static VENV: std::sync::Mutex<Option<Result<PathBuf, String>>> = std::sync::Mutex::new(None);
 
 /// The Python of a virtual environment with boto3 and the AWS CLI (v1) from PyPI,
-/// made once per build folder (both at once, so that no test's pip run changes
-/// botocore under another test). `None` (after saying why) when pip cannot install it outside CI; under
-/// `CI=true` that is a failure.
+/// made once per build folder (both in one pip run, so that no test's pip run
+/// changes botocore under another test). `None` (after saying why) when pip cannot
+/// install them outside CI; under CI that is a failure.
 pub(crate) fn boto3_python() -> Option<PathBuf> {
     let mut guard = VENV.lock().unwrap_or_else(|p| p.into_inner());
     let result = guard.get_or_insert_with(|| {
@@ -364,8 +364,8 @@ pub(crate) fn boto3_python() -> Option<PathBuf> {
     });
     match result {
         Ok(p) => Some(p.clone()),
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true and boto3 could not be installed from PyPI: {e}")
+        Err(e) if crate::common::under_ci() => {
+            panic!("under CI, and boto3 could not be installed from PyPI: {e}")
         }
         Err(e) => {
             eprintln!("skipping a boto3 test: boto3 could not be installed from PyPI: {e}");

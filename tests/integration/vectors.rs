@@ -28,7 +28,29 @@ const REQUEST_VECTORS: &[&str] = &[
     "go-serial-huge-20byte-highbit",
     "pypi-rsa2048-int-chain",
     "pypi-ec-p256-root",
+    "go-mldsa44-root",
+    "go-mldsa65-int-chain",
+    "go-mldsa87-root",
 ];
+
+/// Verifies a pure ML-DSA signature (empty context) with the `ml-dsa` crate.
+fn mldsa_verifies(set: key::MlDsaParameterSet, public_key: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+    fn inner<P: ml_dsa::MlDsaParams>(public_key: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+        let pk = ml_dsa::EncodedVerifyingKey::<P>::try_from(public_key).unwrap();
+        let Ok(sig) = ml_dsa::EncodedSignature::<P>::try_from(sig) else {
+            return false;
+        };
+        let Some(sig) = ml_dsa::Signature::<P>::decode(&sig) else {
+            return false;
+        };
+        ml_dsa::VerifyingKey::<P>::decode(&pk).verify_with_context(msg, &[], &sig)
+    }
+    match set {
+        key::MlDsaParameterSet::MlDsa44 => inner::<ml_dsa::MlDsa44>(public_key, msg, sig),
+        key::MlDsaParameterSet::MlDsa65 => inner::<ml_dsa::MlDsa65>(public_key, msg, sig),
+        key::MlDsaParameterSet::MlDsa87 => inner::<ml_dsa::MlDsa87>(public_key, msg, sig),
+    }
+}
 
 fn verify(cert: &cert::Certificate, message: &[u8], signature: &[u8]) -> bool {
     use ecdsa::signature::hazmat::PrehashVerifier as _;
@@ -54,21 +76,56 @@ fn verify(cert: &cert::Certificate, message: &[u8], signature: &[u8]) -> bool {
             };
             vk.verify_prehash(digest.as_ref(), &sig).is_ok()
         }
+        key::PublicKey::MlDsa { set, key } => mldsa_verifies(*set, key, message, signature),
+    }
+}
+
+fn load_vector_key(dir: &Path, key_file: &str, password: Option<&str>) -> Box<dyn SigningKey> {
+    match password {
+        Some(p) => Box::new(key::load_key(&dir.join(key_file), &FixedPassword(p.into())).unwrap()),
+        None => Box::new(key::load_key(&dir.join(key_file), &NoPassword).unwrap()),
     }
 }
 
 fn check_request_vector(name: &str, key_file: &str, password: Option<&str>) {
     let dir = vectors().join(name);
-    let request: Value = serde_json::from_str(&read(&dir, "request.json")).unwrap();
-    let expected: Value = serde_json::from_str(&read(&dir, "expected.json")).unwrap();
-    let certificate = cert::load_certificate(&dir.join("cert.pem")).unwrap();
-    let key: Box<dyn SigningKey> = match password {
-        Some(p) => Box::new(key::load_key(&dir.join(key_file), &FixedPassword(p.into())).unwrap()),
-        None => Box::new(key::load_key(&dir.join(key_file), &NoPassword).unwrap()),
-    };
-    key::check_matches(key.as_ref(), &dir.join(key_file), &certificate).unwrap();
+    let key = load_vector_key(&dir, key_file, password);
+    check_request_vector_with(name, key.as_ref(), &dir.join(key_file));
+}
 
-    let headers: Vec<(String, String)> = request["headers"]
+/// Signs `request` (a `request.json` value) with `key` and the folder's certificate.
+fn sign_vector_request(
+    dir: &Path,
+    request: &Value,
+    key: &dyn SigningKey,
+) -> sigv4x509::SigningOutput {
+    let certificate = cert::load_certificate(&dir.join("cert.pem")).unwrap();
+    let headers = vector_headers(request);
+    let signed_headers: Vec<&str> = request["signed_headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    sigv4x509::sign(
+        &SignableRequest {
+            method: request["method"].as_str().unwrap(),
+            path: request["path"].as_str().unwrap(),
+            query: request["query"].as_str().unwrap(),
+            headers: &headers,
+            body: request["body"].as_str().unwrap().as_bytes(),
+        },
+        Some(&signed_headers),
+        request["region"].as_str().unwrap(),
+        request["date"].as_str().unwrap(),
+        certificate.serial_decimal(),
+        key,
+    )
+    .unwrap()
+}
+
+fn vector_headers(request: &Value) -> Vec<(String, String)> {
+    request["headers"]
         .as_array()
         .unwrap()
         .iter()
@@ -78,7 +135,17 @@ fn check_request_vector(name: &str, key_file: &str, password: Option<&str>) {
                 h[1].as_str().unwrap().to_string(),
             )
         })
-        .collect();
+        .collect()
+}
+
+fn check_request_vector_with(name: &str, key: &dyn SigningKey, key_path: &Path) {
+    let dir = vectors().join(name);
+    let request: Value = serde_json::from_str(&read(&dir, "request.json")).unwrap();
+    let expected: Value = serde_json::from_str(&read(&dir, "expected.json")).unwrap();
+    let certificate = cert::load_certificate(&dir.join("cert.pem")).unwrap();
+    key::check_matches(key, key_path, &certificate).unwrap();
+
+    let headers = vector_headers(&request);
     let header = |n: &str| {
         headers
             .iter()
@@ -106,28 +173,16 @@ fn check_request_vector(name: &str, key_file: &str, password: Option<&str>) {
         "{name}: serial"
     );
 
-    let signed_headers: Vec<&str> = request["signed_headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    let body = request["body"].as_str().unwrap();
-    let out = sigv4x509::sign(
-        &SignableRequest {
-            method: request["method"].as_str().unwrap(),
-            path: request["path"].as_str().unwrap(),
-            query: request["query"].as_str().unwrap(),
-            headers: &headers,
-            body: body.as_bytes(),
-        },
-        Some(&signed_headers),
-        request["region"].as_str().unwrap(),
-        request["date"].as_str().unwrap(),
-        certificate.serial_decimal(),
-        key.as_ref(),
-    )
-    .unwrap();
+    let out = sign_vector_request(&dir, &request, key);
+    assert_eq!(
+        out.authorization.split(' ').next().unwrap(),
+        expected["algorithm"].as_str().unwrap_or_else(|| out
+            .authorization
+            .split(' ')
+            .next()
+            .unwrap()),
+        "{name}: algorithm"
+    );
     assert_eq!(
         out.canonical_request,
         read(&dir, "canonical-request.txt"),
@@ -141,6 +196,25 @@ fn check_request_vector(name: &str, key_file: &str, password: Option<&str>) {
     let authorization = read(&dir, "authorization.txt");
     if expected["deterministic"].as_bool().unwrap() {
         assert_eq!(out.authorization, authorization, "{name}: authorization");
+        // And the verifier accepts it, and refuses a changed message or signature.
+        let sig = hex::decode(&out.signature).unwrap();
+        assert!(
+            verify(&certificate, out.string_to_sign.as_bytes(), &sig),
+            "{name}"
+        );
+        let mut tampered = out.string_to_sign.clone().into_bytes();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert!(
+            !verify(&certificate, &tampered, &sig),
+            "{name}: message flip"
+        );
+        let mut flipped = sig.clone();
+        flipped[sig.len() / 2] ^= 0x40;
+        assert!(
+            !verify(&certificate, out.string_to_sign.as_bytes(), &flipped),
+            "{name}: signature flip"
+        );
     } else {
         let prefix =
             &authorization[..authorization.find("Signature=").unwrap() + "Signature=".len()];
@@ -191,7 +265,13 @@ fn key_formats_vector_gives_identical_authorization_for_every_encoding() {
 
 #[test]
 fn sign_string_vectors_are_reproduced() {
-    for (name, deterministic) in [("rsa2048", true), ("ec-p256", false)] {
+    for (name, deterministic) in [
+        ("rsa2048", true),
+        ("ec-p256", false),
+        ("mldsa44", true),
+        ("mldsa65", true),
+        ("mldsa87", true),
+    ] {
         let dir = vectors().join("sign-string").join(name);
         let certificate = cert::load_certificate(&dir.join("cert.pem")).unwrap();
         let key = key::load_key(&dir.join("key.pem"), &NoPassword).unwrap();
@@ -233,11 +313,176 @@ fn sign_string_vectors_are_reproduced() {
 
 #[test]
 fn read_certificate_data_vectors_are_reproduced() {
-    for name in ["rsa2048", "ec-p256", "ec-p256-serial-huge-20byte-highbit"] {
+    for name in [
+        "rsa2048",
+        "ec-p256",
+        "ec-p256-serial-huge-20byte-highbit",
+        "mldsa44",
+        "mldsa65",
+        "mldsa87",
+    ] {
         let dir = vectors().join("read-certificate-data").join(name);
         let certificate = cert::load_certificate(&dir.join("cert.pem")).unwrap();
         assert_eq!(
             certificate_data::render(&certificate),
+            read(&dir, "output.json"),
+            "{name}"
+        );
+    }
+}
+
+/// The `privateKey` octets of an unencrypted PKCS#8 PEM file.
+fn pkcs8_private_key(pem_path: &Path) -> (String, Vec<u8>) {
+    use pkcs8::der::Decode as _;
+    let text = std::fs::read_to_string(pem_path).unwrap();
+    let (_, der) = pkcs8::der::pem::decode_vec(text.as_bytes()).unwrap();
+    let info = pkcs8::PrivateKeyInfoRef::from_der(&der).unwrap();
+    (
+        info.algorithm.oid.to_string(),
+        info.private_key.as_bytes().to_vec(),
+    )
+}
+
+/// DER of a length.
+fn der_len(n: usize) -> Vec<u8> {
+    match n {
+        0..0x80 => vec![n as u8],
+        0x80..0x100 => vec![0x81, n as u8],
+        _ => vec![0x82, (n >> 8) as u8, n as u8],
+    }
+}
+
+/// `tag || length || value`.
+fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
+    [vec![tag], der_len(value.len()), value.to_vec()].concat()
+}
+
+/// An unencrypted ML-DSA PKCS#8 `PrivateKeyInfo` with `private_key` as its key octets.
+pub(crate) fn mldsa_pkcs8(oid_der: &[u8], private_key: &[u8]) -> Vec<u8> {
+    let algorithm = tlv(0x30, &tlv(0x06, oid_der));
+    tlv(
+        0x30,
+        &[vec![0x02, 0x01, 0x00], algorithm, tlv(0x04, private_key)].concat(),
+    )
+}
+
+/// The seed and expanded halves of a `both` ML-DSA key.
+pub(crate) fn mldsa_both_halves(both: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    use pkcs8::der::{Decode as _, Reader as _};
+    let mut r = pkcs8::der::SliceReader::new(both).unwrap();
+    r.sequence(|r| {
+        let seed = <&pkcs8::der::asn1::OctetStringRef>::decode(r)?
+            .as_bytes()
+            .to_vec();
+        let expanded = <&pkcs8::der::asn1::OctetStringRef>::decode(r)?
+            .as_bytes()
+            .to_vec();
+        Ok::<_, pkcs8::der::Error>((seed, expanded))
+    })
+    .unwrap()
+}
+
+/// The three RFC 9881 forms (`seed`, `expandedKey`, `both`) of one vector key as
+/// PKCS#8 DER.
+fn mldsa_key_forms(dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
+    let (oid, both) = pkcs8_private_key(&dir.join("key.pem"));
+    let oid_der = pkcs8::ObjectIdentifier::new(&oid)
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let (seed, expanded) = mldsa_both_halves(&both);
+    assert_eq!(seed.len(), 32);
+    vec![
+        ("seed", mldsa_pkcs8(&oid_der, &tlv(0x80, &seed))),
+        ("expanded", mldsa_pkcs8(&oid_der, &tlv(0x04, &expanded))),
+        ("both", mldsa_pkcs8(&oid_der, &both)),
+    ]
+}
+
+#[test]
+fn mldsa_vectors_are_reproduced_from_every_private_key_form() {
+    for name in ["go-mldsa44-root", "go-mldsa65-int-chain", "go-mldsa87-root"] {
+        let dir = vectors().join(name);
+        for (form, der) in mldsa_key_forms(&dir) {
+            let path = dir.join(format!("key.{form}.der"));
+            let key = key::load_key_bytes(&der, &path, &NoPassword)
+                .unwrap_or_else(|e| panic!("{name} {form}: {e}"));
+            check_request_vector_with(name, &key, &path);
+        }
+    }
+}
+
+#[test]
+fn mldsa_key_format_equivalence_vector_gives_each_recorded_authorization() {
+    let name = "go-mldsa65-int-chain";
+    let dir = vectors().join(name);
+    let eq: Value = serde_json::from_str(&read(&dir, "key-format-equivalence.json")).unwrap();
+    let password = eq["key_password"].as_str().unwrap();
+    let base: Value = serde_json::from_str(&read(&dir, "request.json")).unwrap();
+    let requests = eq["requests"].as_object().unwrap();
+    assert_eq!(requests.len(), 2);
+    for (label, r) in requests {
+        let file = r["key_file"].as_str().unwrap();
+        let key = load_vector_key(&dir, file, file.contains(".enc.").then_some(password));
+        // The recorded request with its own date and invocation id.
+        let date = r["x_amz_date"].as_str().unwrap();
+        let mut request = base.clone();
+        request["date"] = Value::from(date);
+        for h in request["headers"].as_array_mut().unwrap() {
+            let value = match h[0].as_str().unwrap().to_ascii_lowercase().as_str() {
+                "x-amz-date" => date,
+                "amz-sdk-invocation-id" => r["amz_sdk_invocation_id"].as_str().unwrap(),
+                _ => continue,
+            };
+            h[1] = Value::from(value);
+        }
+        let expected = r["authorization"].as_str().unwrap();
+        // Every key file gives every recorded Authorization.
+        for other in ["key.pem", "key.pkcs8.enc.pem"] {
+            let key2 = load_vector_key(&dir, other, other.contains(".enc.").then_some(password));
+            let out = sign_vector_request(&dir, &request, key2.as_ref());
+            assert_eq!(out.authorization, expected, "{label} signed from {other}");
+        }
+        let out = sign_vector_request(&dir, &request, key.as_ref());
+        assert_eq!(out.authorization, expected, "{label}");
+    }
+}
+
+#[test]
+fn sign_string_and_read_certificate_data_print_the_vector_bytes_for_mldsa() {
+    for name in ["mldsa44", "mldsa65", "mldsa87"] {
+        let dir = vectors().join("sign-string").join(name);
+        let cert = dir.join("cert.pem").display().to_string();
+        let key = dir.join("key.pem").display().to_string();
+        for digest in ["SHA256", "SHA384", "SHA512"] {
+            let out = crate::common::iamra(
+                &[
+                    "sign-string",
+                    "--certificate",
+                    &cert,
+                    "--private-key",
+                    &key,
+                    "--format",
+                    "text",
+                    "--digest",
+                    digest,
+                ],
+                &[],
+            );
+            assert!(out.status.success(), "{name} {digest}");
+            assert!(out.stderr.is_empty(), "{name} {digest}");
+            assert_eq!(
+                String::from_utf8(out.stdout).unwrap(),
+                read(&dir, &format!("{digest}.txt")),
+                "{name} {digest}"
+            );
+        }
+        let dir = vectors().join("read-certificate-data").join(name);
+        let cert = dir.join("cert.pem").display().to_string();
+        let out = crate::common::iamra(&["read-certificate-data", "--certificate", &cert], &[]);
+        assert!(out.status.success(), "{name}");
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
             read(&dir, "output.json"),
             "{name}"
         );

@@ -1,6 +1,7 @@
-//! Signature verification primitives: RSA PKCS#1 v1.5 (ring) and ECDSA P-256 /
-//! P-384 over a prehash (RustCrypto), for request signatures and certificate
-//! signatures alike.
+//! Signature verification primitives: RSA PKCS#1 v1.5 (ring), ECDSA P-256 /
+//! P-384 over a prehash (RustCrypto) and pure ML-DSA-44/65/87 with the empty
+//! context (RustCrypto `ml-dsa`, FIPS 204 / RFC 9881), for request signatures and
+//! certificate signatures alike.
 
 use ecdsa::signature::hazmat::PrehashVerifier;
 use sha2::{Digest, Sha256, Sha384, Sha512};
@@ -20,6 +21,61 @@ pub enum PublicKey {
     P256(p256::ecdsa::VerifyingKey),
     /// ECDSA on P-384.
     P384(p384::ecdsa::VerifyingKey),
+    /// ML-DSA: the parameter set and the raw FIPS 204 public key.
+    MlDsa(MlDsaSet, Vec<u8>),
+}
+
+/// An ML-DSA parameter set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MlDsaSet {
+    /// ML-DSA-44.
+    L44,
+    /// ML-DSA-65.
+    L65,
+    /// ML-DSA-87.
+    L87,
+}
+
+impl MlDsaSet {
+    /// The parameter set of an id-ml-dsa-* OID (RFC 9881).
+    fn from_oid(oid: &str) -> Option<Self> {
+        match oid {
+            "2.16.840.1.101.3.4.3.17" => Some(MlDsaSet::L44),
+            "2.16.840.1.101.3.4.3.18" => Some(MlDsaSet::L65),
+            "2.16.840.1.101.3.4.3.19" => Some(MlDsaSet::L87),
+            _ => None,
+        }
+    }
+
+    /// Length of the public key.
+    fn public_key_len(self) -> usize {
+        match self {
+            MlDsaSet::L44 => 1312,
+            MlDsaSet::L65 => 1952,
+            MlDsaSet::L87 => 2592,
+        }
+    }
+
+    /// Verifies a pure ML-DSA signature with the empty context.
+    fn verify(self, public_key: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+        fn inner<P: ml_dsa::MlDsaParams>(public_key: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+            let Ok(pk) = ml_dsa::EncodedVerifyingKey::<P>::try_from(public_key) else {
+                return false;
+            };
+            let Ok(sig) = ml_dsa::EncodedSignature::<P>::try_from(sig) else {
+                return false;
+            };
+            let Some(sig) = ml_dsa::Signature::<P>::decode(&sig) else {
+                return false;
+            };
+            ml_dsa::VerifyingKey::<P>::decode(&pk).verify_with_context(msg, &[], &sig)
+        }
+        match self {
+            MlDsaSet::L44 => inner::<ml_dsa::MlDsa44>(public_key, msg, sig),
+            MlDsaSet::L65 => inner::<ml_dsa::MlDsa65>(public_key, msg, sig),
+            MlDsaSet::L87 => inner::<ml_dsa::MlDsa87>(public_key, msg, sig),
+        }
+    }
 }
 
 /// Digest of a signature scheme.
@@ -40,6 +96,8 @@ pub enum Scheme {
     RsaPkcs1(Hash),
     /// ECDSA with the digest, DER `Ecdsa-Sig-Value` signature.
     Ecdsa(Hash),
+    /// Pure ML-DSA of the parameter set, empty context, over the message itself.
+    MlDsa(MlDsaSet),
 }
 
 impl Hash {
@@ -61,6 +119,13 @@ impl PublicKey {
         if *alg == OID_PKCS1_RSAENCRYPTION {
             return Some(PublicKey::Rsa(bits.to_vec()));
         }
+        if let Some(set) = MlDsaSet::from_oid(&alg.to_id_string()) {
+            // RFC 9881: no parameters, the raw public key of the set's length.
+            if spki.algorithm.parameters.is_some() || bits.len() != set.public_key_len() {
+                return None;
+            }
+            return Some(PublicKey::MlDsa(set, bits.to_vec()));
+        }
         if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
             let curve = spki.algorithm.parameters.as_ref()?.as_oid().ok()?;
             if curve == OID_EC_P256 {
@@ -80,6 +145,19 @@ impl PublicKey {
     /// Whether this is an RSA key.
     pub fn is_rsa(&self) -> bool {
         matches!(self, PublicKey::Rsa(_))
+    }
+
+    /// Whether this is an ECDSA key.
+    pub fn is_ec(&self) -> bool {
+        matches!(self, PublicKey::P256(_) | PublicKey::P384(_))
+    }
+
+    /// The ML-DSA parameter set of an ML-DSA key.
+    pub fn mldsa_set(&self) -> Option<MlDsaSet> {
+        match self {
+            PublicKey::MlDsa(set, _) => Some(*set),
+            _ => None,
+        }
     }
 
     /// Verifies `sig` over `msg` with `scheme`; false on any mismatch or malformed input.
@@ -107,15 +185,22 @@ impl PublicKey {
                 };
                 key.verify_prehash(&hash.digest(msg), &sig).is_ok()
             }
+            (PublicKey::MlDsa(set, key), Scheme::MlDsa(want)) if *set == want => {
+                set.verify(key, msg, sig)
+            }
             _ => false,
         }
     }
 }
 
 /// The scheme of a certificate `signatureAlgorithm`; `None` when unsupported
-/// (e.g. RSA-PSS, SHA-1) or when parameters are not as RFC 4055 / RFC 5758 require.
+/// (e.g. RSA-PSS, SHA-1) or when parameters are not as RFC 4055 / RFC 5758 /
+/// RFC 9881 require.
 pub fn cert_signature_scheme(alg: &AlgorithmIdentifier<'_>) -> Option<Scheme> {
     let oid = &alg.algorithm;
+    if let Some(set) = MlDsaSet::from_oid(&oid.to_id_string()) {
+        return alg.parameters.is_none().then_some(Scheme::MlDsa(set));
+    }
     let rsa = [
         (&OID_PKCS1_SHA256WITHRSA, Hash::Sha256),
         (&OID_PKCS1_SHA384WITHRSA, Hash::Sha384),

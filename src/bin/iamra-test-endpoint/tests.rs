@@ -318,7 +318,20 @@ fn base() -> Vector {
 
 /// Verifies a vector at its own date with the default configuration.
 fn check(v: &Vector) -> Result<crate::verify::Verified, ApiError> {
-    verify(&v.req, v.now, &config())
+    let mut config = config();
+    config.trust_anchors = vector_anchor_ders(v);
+    verify(&v.req, v.now, &config)
+}
+
+/// DER of a vector's trust anchor: its own `trust-anchor.pem` (the ML-DSA
+/// folders' PKI) or the shared one.
+fn vector_anchor_ders(v: &Vector) -> Vec<Vec<u8>> {
+    let own = v.dir.join("trust-anchor.pem");
+    if own.exists() {
+        pem_certs(&own)
+    } else {
+        anchor_ders()
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -424,6 +437,8 @@ fn every_vector_signature_fails_on_a_changed_string_to_sign() {
         let key = PublicKey::from_spki(leaf.public_key()).expect("key");
         let scheme = if key.is_rsa() {
             Scheme::RsaPkcs1(Hash::Sha256)
+        } else if let Some(set) = key.mldsa_set() {
+            Scheme::MlDsa(set)
         } else {
             Scheme::Ecdsa(Hash::Sha256)
         };
@@ -464,12 +479,12 @@ fn every_vector_is_rejected_when_a_signed_part_of_the_request_changes() {
 
 #[test]
 fn every_vector_chain_verifies_to_the_trust_anchor_at_its_date() {
-    let anchors_der = anchor_ders();
-    let anchors: Vec<_> = anchors_der
-        .iter()
-        .map(|d| cert::parse_der(d).expect("anchor"))
-        .collect();
     for v in all_vectors() {
+        let anchors_der = vector_anchor_ders(&v);
+        let anchors: Vec<_> = anchors_der
+            .iter()
+            .map(|d| cert::parse_der(d).expect("anchor"))
+            .collect();
         let leaf_der = pem_certs(&v.dir.join("cert.pem"));
         let leaf = cert::parse_der(&leaf_der[0]).expect("leaf");
         let chain_path = v.dir.join("chain.pem");

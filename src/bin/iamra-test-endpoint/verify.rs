@@ -6,7 +6,7 @@
 //!
 //! | # | rule | status / code | message |
 //! |---|------|---------------|---------|
-//! | 1 | `Authorization` present once, exactly `ALG Credential=SERIAL/YYYYMMDD/REGION/SERVICE/aws4_request, SignedHeaders=a;b, Signature=hex`, ALG `AWS4-X509-RSA-SHA256` or `AWS4-X509-ECDSA-SHA256`, SERIAL decimal digits, signature lower-case hex | 403 `AccessDeniedException` | `Invalid Authorization header` |
+//! | 1 | `Authorization` present once, exactly `ALG Credential=SERIAL/YYYYMMDD/REGION/SERVICE/aws4_request, SignedHeaders=a;b, Signature=hex`, ALG `AWS4-X509-RSA-SHA256`, `AWS4-X509-ECDSA-SHA256` or `AWS4-X509-MLDSA`, SERIAL decimal digits, signature lower-case hex | 403 `AccessDeniedException` | `Invalid Authorization header` |
 //! | 2 | SignedHeaders lower-case, sorted, no duplicates | 403 `AccessDeniedException` | `Invalid SignedHeaders: names must be lower case, sorted and unique` |
 //! | 2 | SignedHeaders lists `authorization` | 403 `AccessDeniedException` | `SignedHeaders must not include authorization` |
 //! | 2 | `host`, `x-amz-date`, `x-amz-x509` (and `x-amz-x509-chain` when sent) not listed | 403 `AccessDeniedException` | `SignedHeaders must include <name>` |
@@ -97,13 +97,16 @@ pub struct VerifyConfig {
     pub trust_anchors: Vec<Vec<u8>>,
 }
 
-/// The two request signing algorithms.
+/// The request signing algorithms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
     /// `AWS4-X509-RSA-SHA256`.
     Rsa,
     /// `AWS4-X509-ECDSA-SHA256`.
     Ecdsa,
+    /// `AWS4-X509-MLDSA` (pure ML-DSA of the certificate's parameter set, empty
+    /// context, over the string to sign itself).
+    MlDsa,
 }
 
 impl Algorithm {
@@ -112,6 +115,7 @@ impl Algorithm {
         match self {
             Algorithm::Rsa => "AWS4-X509-RSA-SHA256",
             Algorithm::Ecdsa => "AWS4-X509-ECDSA-SHA256",
+            Algorithm::MlDsa => "AWS4-X509-MLDSA",
         }
     }
 
@@ -120,6 +124,7 @@ impl Algorithm {
         match name {
             "AWS4-X509-RSA-SHA256" => Some(Algorithm::Rsa),
             "AWS4-X509-ECDSA-SHA256" => Some(Algorithm::Ecdsa),
+            "AWS4-X509-MLDSA" => Some(Algorithm::MlDsa),
             _ => None,
         }
     }
@@ -387,7 +392,11 @@ fn authenticate(
         .ok_or_else(|| denied("Signature validation failed"))?;
     let scheme = match auth.algorithm {
         Algorithm::Rsa if key.is_rsa() => Scheme::RsaPkcs1(Hash::Sha256),
-        Algorithm::Ecdsa if !key.is_rsa() => Scheme::Ecdsa(Hash::Sha256),
+        Algorithm::Ecdsa if key.is_ec() => Scheme::Ecdsa(Hash::Sha256),
+        Algorithm::MlDsa => match key.mldsa_set() {
+            Some(set) => Scheme::MlDsa(set),
+            None => return Err(denied("Signature validation failed")),
+        },
         _ => return Err(denied("Signature validation failed")),
     };
     if !key.verify(scheme, string_to_sign.as_bytes(), &auth.signature) {

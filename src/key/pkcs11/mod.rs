@@ -428,6 +428,12 @@ fn find_key(
         PublicKey::Rsa { .. } => KeyKind::Rsa,
         PublicKey::P256(_) => KeyKind::P256,
         PublicKey::P384(_) => KeyKind::P384,
+        PublicKey::MlDsa { set, .. } => {
+            return Err(Pkcs11Error::UnsupportedKey {
+                uri: uri_text,
+                kind: format!("{} (ML-DSA signs from key files only)", set.name()),
+            });
+        }
     };
     let unknown: Vec<&KeyObject> = rest
         .iter()

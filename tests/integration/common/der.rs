@@ -4,7 +4,7 @@
 //! uses nothing but `std`.
 
 /// DER TLV with a short or two-octet long length.
-pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+pub(crate) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     match content.len() {
         n if n < 0x80 => out.push(n as u8),
@@ -16,7 +16,7 @@ pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 }
 
 /// Splits one TLV off `der`: (contents, rest).
-pub fn split(der: &[u8]) -> (&[u8], &[u8]) {
+pub(crate) fn split(der: &[u8]) -> (&[u8], &[u8]) {
     let (len, at) = match der[1] {
         n if n < 0x80 => (usize::from(n), 2),
         0x81 => (usize::from(der[2]), 3),
@@ -27,7 +27,7 @@ pub fn split(der: &[u8]) -> (&[u8], &[u8]) {
 
 /// `cert` (DER, with an explicit version) with the serial INTEGER's content octets
 /// replaced; the signature is kept, so it no longer verifies.
-pub fn with_serial(cert: &[u8], serial: &[u8]) -> Vec<u8> {
+pub(crate) fn with_serial(cert: &[u8], serial: &[u8]) -> Vec<u8> {
     let (body, _) = split(cert);
     let (tbs, signature) = split(body);
     let version_len = 2 + usize::from(tbs[1]);
@@ -43,7 +43,7 @@ pub fn with_serial(cert: &[u8], serial: &[u8]) -> Vec<u8> {
 /// Encrypted PKCS#8 DER with the KDF's first INTEGER (scrypt N or PBKDF2
 /// iterations, two octets in the fixtures) replaced by `value`; the 8-octet salt is
 /// shortened to keep every length.
-pub fn with_kdf_integer(der: &[u8], value: &[u8]) -> Vec<u8> {
+pub(crate) fn with_kdf_integer(der: &[u8], value: &[u8]) -> Vec<u8> {
     let salt = der.windows(2).position(|w| w == [0x04, 0x08]).unwrap();
     assert_eq!(der[salt + 10..salt + 12], [0x02, 0x02]);
     let shorter = value.len() - 2;

@@ -215,14 +215,26 @@ pub fn first_missing_tool(tools: &[&'static str]) -> Option<&'static str> {
     })
 }
 
+/// Whether these tests run under CI: any non-empty `CI` other than `false` or `0`
+/// (GitHub Actions and GitLab set `true`, some systems `1`). Under CI a test never
+/// skips for want of a tool: it fails.
+pub fn under_ci() -> bool {
+    ci_value_means_ci(std::env::var_os("CI").as_deref())
+}
+
+/// The rule behind [`under_ci`], for one value of `CI`.
+pub fn ci_value_means_ci(value: Option<&std::ffi::OsStr>) -> bool {
+    value.is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
 /// Whether a test that needs `missing` may go on: `true` when nothing is missing.
-/// Under `CI=true` a missing tool fails the test (CI must never skip one); elsewhere
+/// Under CI ([`under_ci`]) a missing tool fails the test (CI must never skip one); elsewhere
 /// the test is skipped with a note naming the packages to install.
 pub fn tools_present(missing: Option<&str>, tests: &str, packages: &str) -> bool {
     let Some(missing) = missing else {
         return true;
     };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
+    if under_ci() {
         panic!("{missing} is missing: install {packages}; CI must not skip the {tests} tests");
     }
     eprintln!(
@@ -261,4 +273,16 @@ pub fn clean_iamra_command() -> Command {
         }
     }
     cmd
+}
+
+#[test]
+fn ci_is_any_value_but_empty_false_or_zero() {
+    use std::ffi::OsStr;
+    for yes in ["true", "1", "yes", "TRUE", "woodpecker"] {
+        assert!(ci_value_means_ci(Some(OsStr::new(yes))), "CI={yes}");
+    }
+    for no in ["", "false", "0"] {
+        assert!(!ci_value_means_ci(Some(OsStr::new(no))), "CI={no:?}");
+    }
+    assert!(!ci_value_means_ci(None));
 }

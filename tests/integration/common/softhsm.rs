@@ -22,7 +22,7 @@
 //!
 //! Token `ra-second` (same PINs) holds a P-256 key and certificate with id 01.
 //!
-//! Under `CI=true` a missing tool fails the test; otherwise the test is skipped
+//! Under CI (any `CI` value but empty, `false` or `0`) a missing tool fails the test; otherwise the test is skipped
 //! with a note on stderr.
 
 use std::path::{Path, PathBuf};
@@ -371,7 +371,7 @@ static TEMPLATE: OnceLock<Template> = OnceLock::new();
 
 impl SoftHsm {
     /// A fresh copy of the fixture tokens, or `None` (with a note) when the tools
-    /// are missing outside CI. Under `CI=true` missing tools fail the test.
+    /// are missing outside CI. Under CI missing tools fail the test.
     pub fn new() -> Option<Self> {
         if !tools_present(tool_missing(), "PKCS#11", "softhsm2 opensc gnutls-bin") {
             return None;

@@ -16,7 +16,7 @@
 //! iamra's own TSS2 parser and re-encodes when needed, so it works with fixed
 //! versions too.
 //!
-//! Under `CI=true` a missing tool fails the test; otherwise the test is skipped
+//! Under CI (any `CI` value but empty, `false` or `0`) a missing tool fails the test; otherwise the test is skipped
 //! with a note on stderr.
 #![cfg(feature = "tpm")]
 
@@ -521,7 +521,7 @@ impl Drop for KillOnDrop {
 
 impl Swtpm {
     /// A fresh swtpm on a copy of the fixture state, or `None` (with a note) when
-    /// the tools are missing outside CI. Under `CI=true` missing tools fail.
+    /// the tools are missing outside CI. Under CI missing tools fail.
     pub fn start() -> Option<Self> {
         if !tools_present(
             tool_missing(),
