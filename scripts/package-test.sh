@@ -15,6 +15,7 @@ trap 'kill "${ep:-}" 2>/dev/null || true; rm -rf "$root" "$units" "$work"' EXIT
 rpm -qpl "$rpm" > "$work/files"; rpm -qpR "$rpm" > "$work/requires"; dpkg-deb -I "$deb" > "$work/control"
 grep -qx /usr/bin/iamra "$work/files"
 grep -qx /usr/lib/systemd/system/iamra-serve.service "$work/files"
+grep -qx /usr/share/doc/iamra/examples/backup.timer "$work/files"
 grep -q 'libtss2-esys.so.0' "$work/requires"   # computed from the binary (tpm feature)
 grep -q 'Depends:.*libtss2-esys' "$work/control"
 echo "rpm requires: $(grep -v GLIBC "$work/requires" | tr '\n' ' ')"
@@ -24,6 +25,10 @@ for f in "$root"/lib/systemd/system/*; do
   sed "s|/usr/bin/iamra|$root/usr/bin/iamra|" "$f" > "$units/$(basename "$f")"
 done
 cp "$units/iamra-update@.service" "$units/iamra-update@default.service"
+for f in backup.service backup.timer; do   # the iamra exec example
+  sed "s|/usr/bin/iamra|$root/usr/bin/iamra|" "$root/usr/share/doc/iamra/examples/$f" > "$units/$f"
+done
+systemd-analyze verify --man=no "$units/backup.timer" "$units/backup.service"
 systemd-analyze verify --man=no "$units/iamra-serve.socket" "$units/iamra-serve.service" "$units/iamra-update@default.service"
 for u in iamra-serve.service iamra-update@default.service; do
   systemd-analyze security --offline=yes --threshold=20 "$units/$u" | tail -n1

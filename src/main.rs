@@ -147,6 +147,6 @@ fn main() {
         if let Some(hint) = e.hint() {
             eprintln!("iamra: hint: {hint}");
         }
-        std::process::exit(1);
+        std::process::exit(e.exit_code());
     }
 }

@@ -73,6 +73,9 @@ pub enum Command {
     /// Serve credentials on a local IMDSv2-compatible endpoint (and, with a token, an ECS
     /// container-credentials one), refreshed in the background.
     Serve(super::serve::Args),
+    /// Run a command with credentials kept fresh for it alone: a private ECS
+    /// container-credentials endpoint (or, with --env, environment variables).
+    Exec(super::exec::Args),
     /// Print the version.
     Version,
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).

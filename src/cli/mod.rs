@@ -3,6 +3,7 @@
 
 pub mod args;
 mod doctor;
+mod exec;
 mod passwords;
 mod serve;
 mod update;
@@ -54,6 +55,9 @@ pub enum CliError {
     /// The async runtime could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    /// `exec` could not run the command.
+    #[error(transparent)]
+    Exec(#[from] exec::ExecError),
 }
 
 impl From<KeyError> for CliError {
@@ -69,6 +73,15 @@ impl From<CertError> for CliError {
 }
 
 impl CliError {
+    /// The exit status: 1, except for `exec`: 2 for its usage errors, and as in
+    /// the shells 127 (no such command) and 126 (not executable).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Exec(e) => e.exit_code(),
+            _ => 1,
+        }
+    }
+
     /// A sentence that helps the user fix the problem, where one is known.
     pub fn hint(&self) -> Option<String> {
         use IdentityError as I;
@@ -111,6 +124,7 @@ impl CliError {
                     Some("check --endpoint, the network, and HTTPS_PROXY/NO_PROXY".into())
                 }
             }
+            CliError::Exec(e) => e.hint(),
             _ => None,
         }
     }
@@ -263,6 +277,7 @@ pub fn run(command: Command) -> Result<(), CliError> {
         Command::Doctor(a) => doctor::run(a),
         Command::Update(a) => update::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Exec(a) => exec::run(a),
     }
 }
 
@@ -405,18 +420,26 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 fn credential_process(a: CredentialProcessArgs) -> Result<(), CliError> {
-    let fetch = |a: &CredentialArgs| -> Result<iamra::credentials::TemporaryCredentials, CliError> {
-        let p = prepare(a)?;
+    let creds = process_credentials(&a, a.refresh_before, || {
+        let p = prepare(&a.credential)?;
         Ok(runtime()?.block_on(
             p.client
                 .create_session(&p.params, &p.identity, &SystemClock),
         )?)
-    };
-    let print = |creds: &iamra::credentials::TemporaryCredentials| {
-        write_stdout(output::process::render(creds).as_bytes())
-    };
+    })?;
+    write_stdout(output::process::render(&creds).as_bytes())
+}
+
+/// Credentials as `credential-process` obtains them: from the cache when it holds
+/// some valid for longer than `fresh_for` (unless `--no-cache`), else from `fetch`,
+/// with one process per cache key talking to the service while the others wait.
+pub(crate) fn process_credentials(
+    a: &CredentialProcessArgs,
+    fresh_for: Duration,
+    fetch: impl FnOnce() -> Result<iamra::credentials::TemporaryCredentials, CliError>,
+) -> Result<iamra::credentials::TemporaryCredentials, CliError> {
     if a.no_cache {
-        return print(&fetch(&a.credential)?);
+        return fetch();
     }
     let params = session_params(&a.credential)?;
     let cache = match iamra::cache::default_dir()
@@ -426,7 +449,7 @@ fn credential_process(a: CredentialProcessArgs) -> Result<(), CliError> {
         Ok(cache) => cache,
         Err(e) => {
             tracing::warn!("credential cache disabled: {}", iamra::error::chain(&e));
-            return print(&fetch(&a.credential)?);
+            return fetch();
         }
     };
     let c = &a.credential;
@@ -442,9 +465,9 @@ fn credential_process(a: CredentialProcessArgs) -> Result<(), CliError> {
         .input("intermediates", c.intermediates.as_deref())
         .finish();
     let entry = cache.entry(&key);
-    if let Some(creds) = entry.read_fresh(SystemClock.now(), a.refresh_before) {
+    if let Some(creds) = entry.read_fresh(SystemClock.now(), fresh_for) {
         tracing::debug!(path = %entry.path().display(), "using cached credentials");
-        return print(&creds);
+        return Ok(creds);
     }
     // Miss: one process per key talks to the service; the others wait for it.
     let _lock = match entry.lock() {
@@ -457,14 +480,14 @@ fn credential_process(a: CredentialProcessArgs) -> Result<(), CliError> {
             None
         }
     };
-    if let Some(creds) = entry.read_fresh(SystemClock.now(), a.refresh_before) {
-        return print(&creds);
+    if let Some(creds) = entry.read_fresh(SystemClock.now(), fresh_for) {
+        return Ok(creds);
     }
-    let creds = fetch(&a.credential)?;
+    let creds = fetch()?;
     if let Err(e) = entry.store(&creds) {
         tracing::warn!("credentials not cached: {}", iamra::error::chain(&e));
     }
-    print(&creds)
+    Ok(creds)
 }
 
 fn sign_string(a: SignStringArgs) -> Result<(), CliError> {

@@ -16,6 +16,7 @@ mod credential_process;
 mod diagnostics;
 mod doctor;
 mod errors;
+mod exec;
 mod faults;
 mod pkcs11;
 mod provider;

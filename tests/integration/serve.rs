@@ -322,15 +322,16 @@ pub(crate) fn serial_of(cert: &Path) -> String {
 
 static VENV: std::sync::Mutex<Option<Result<PathBuf, String>>> = std::sync::Mutex::new(None);
 
-/// The Python of a virtual environment with boto3 from PyPI, made once per build
-/// folder. `None` (after saying why) when pip cannot install it outside CI; under
-/// CI that is a failure.
+/// The Python of a virtual environment with boto3 and the AWS CLI (v1) from PyPI,
+/// made once per build folder (both in one pip run, so that no test's pip run
+/// changes botocore under another test). `None` (after saying why) when pip cannot
+/// install them outside CI; under CI that is a failure.
 pub(crate) fn boto3_python() -> Option<PathBuf> {
     let mut guard = VENV.lock().unwrap_or_else(|p| p.into_inner());
     let result = guard.get_or_insert_with(|| {
         let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("boto3-venv");
         let python = venv.join("bin/python");
-        let ready = venv.join(".boto3-ready");
+        let ready = venv.join(".boto3-awscli-ready");
         if ready.exists() {
             return Ok(python);
         }
@@ -355,6 +356,7 @@ pub(crate) fn boto3_python() -> Option<PathBuf> {
             "--quiet",
             "--disable-pip-version-check",
             "boto3",
+            "awscli",
         ]))?;
         run(Command::new(&python).args(["-c", "import boto3"]))?;
         std::fs::write(&ready, "").map_err(|e| e.to_string())?;

@@ -100,6 +100,10 @@ struct Cli {
     /// N*SPEC repeats, always:SPEC applies once the list is used up. Repeatable.
     #[arg(long = "fault", value_name = "SPEC")]
     fault: Vec<String>,
+    /// Sessions expire this many seconds after issue, whatever durationSeconds asked
+    /// (at least 1; for tests of expiry and refresh).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(i64).range(1..))]
+    session_lifetime: Option<i64>,
     /// Append one JSON line per /sessions request to this file.
     #[arg(long, value_name = "PATH")]
     request_log: Option<PathBuf>,
@@ -219,6 +223,7 @@ fn build_state(cli: &Cli) -> Result<server::State, StartError> {
         faults,
         counter: AtomicU64::new(0),
         log,
+        session_lifetime: cli.session_lifetime,
     })
 }
 

@@ -11,7 +11,9 @@
 //! and flushed before the response is sent:
 //! `{"n":1,"status":201,"error":null,"message":null,"fault":null,"signed_headers":"…","serial":"…"}`
 //! (`status` 0 for `drop`; `signed_headers` / `serial` are read from the
-//! `Authorization` header when it parses, else null). Credentials are never logged.
+//! `Authorization` header when it parses, else null), and for a verified request
+//! `"access_key_id"` and `"expiration"` of the credentials issued. Secret keys and
+//! session tokens are never logged.
 
 use crate::error::{
     self, ApiError, INTERNAL_SERVER, PAYLOAD_TOO_LARGE, SERVICE_UNAVAILABLE, THROTTLING,
@@ -54,6 +56,8 @@ pub struct State {
     pub counter: AtomicU64,
     /// The request log, when enabled.
     pub log: Option<Mutex<std::fs::File>>,
+    /// `--session-lifetime`: sessions expire this many seconds after issue.
+    pub session_lifetime: Option<i64>,
 }
 
 /// A response body: a whole body, or the partial one of the `truncated` fault.
@@ -159,6 +163,12 @@ struct LogLine {
     signed_headers: Option<String>,
     /// Credential serial from the Authorization header.
     serial: Option<String>,
+    /// The access key id issued (verified requests only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_key_id: Option<String>,
+    /// The expiration issued (verified requests only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expiration: Option<String>,
 }
 
 /// What was decided for a request: the reply and the log fields.
@@ -169,6 +179,8 @@ struct Outcome {
     status: u16,
     /// The error answered, if any.
     error: Option<ApiError>,
+    /// The access key id and expiration issued, if any.
+    issued: Option<(String, String)>,
 }
 
 impl Outcome {
@@ -178,6 +190,7 @@ impl Outcome {
             reply: Some(error_response(&e, extra)),
             status: e.status,
             error: Some(e),
+            issued: None,
         }
     }
 
@@ -187,6 +200,7 @@ impl Outcome {
             reply: Some(response(201, &[], body)),
             status: 201,
             error: None,
+            issued: None,
         }
     }
 }
@@ -219,7 +233,7 @@ fn fault_session(config: &VerifyConfig) -> Session {
 }
 
 /// The session of a verified request.
-fn verified_session(v: &Verified, config: &VerifyConfig) -> Session {
+fn verified_session(v: &Verified, config: &VerifyConfig, lifetime: Option<i64>) -> Session {
     Session {
         partition: v.role.partition.clone(),
         account: v.role.account.clone(),
@@ -231,7 +245,7 @@ fn verified_session(v: &Verified, config: &VerifyConfig) -> Session {
         subject_account: v.trust_anchor.account.clone(),
         region: config.region.clone(),
         subject_seed: v.leaf_sha256,
-        duration_seconds: v.duration_seconds,
+        duration_seconds: lifetime.unwrap_or(v.duration_seconds),
     }
 }
 
@@ -285,6 +299,7 @@ fn fault_outcome(fault: Fault, config: &VerifyConfig) -> Outcome {
             reply: None,
             status: 0,
             error: None,
+            issued: None,
         },
         // Not reached: these verify normally.
         Fault::Ok | Fault::Delay(_) => Outcome::error(
@@ -295,13 +310,19 @@ fn fault_outcome(fault: Fault, config: &VerifyConfig) -> Outcome {
 }
 
 /// Verifies a request and builds its answer.
-fn normal_outcome(parts: &RequestParts, config: &VerifyConfig) -> Outcome {
+fn normal_outcome(parts: &RequestParts, config: &VerifyConfig, lifetime: Option<i64>) -> Outcome {
     let now = OffsetDateTime::now_utc();
     match verify::verify(parts, now, config) {
         Ok(v) => {
-            let body =
-                response::to_text(&response::session_value(&verified_session(&v, config), now));
-            Outcome::created(RespBody::Full(Some(Bytes::from(body))))
+            let value = response::session_value(&verified_session(&v, config, lifetime), now);
+            let c = &value["credentialSet"][0]["credentials"];
+            let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            let issued = Some((text("accessKeyId"), text("expiration")));
+            let body = response::to_text(&value);
+            Outcome {
+                issued,
+                ..Outcome::created(RespBody::Full(Some(Bytes::from(body))))
+            }
         }
         Err(e) => Outcome::error(e, &[]),
     }
@@ -370,7 +391,7 @@ async fn handle(
                     headers,
                     body: collected.to_bytes().to_vec(),
                 };
-                normal_outcome(&parts, &state.config)
+                normal_outcome(&parts, &state.config, state.session_lifetime)
             }
             Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Outcome::error(
                 ApiError::new(413, PAYLOAD_TOO_LARGE, "Request body too large"),
@@ -384,6 +405,7 @@ async fn handle(
     };
 
     let (signed_headers, serial) = auth.unzip();
+    let (access_key_id, expiration) = outcome.issued.clone().unzip();
     write_log(
         &state,
         &LogLine {
@@ -394,6 +416,8 @@ async fn handle(
             fault: fault.label(),
             signed_headers,
             serial,
+            access_key_id,
+            expiration,
         },
     );
     match outcome.reply {

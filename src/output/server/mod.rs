@@ -25,6 +25,8 @@
 //! 4 KiB within 5 s, else 413/408; at most 1024 connections at once (more wait in
 //! the backlog). IMDS tokens are not stored at all (see [`imds::TokenIssuer`]), so
 //! `PUT`s cannot fill memory or push out another client's token.
+//! [`Server::ecs_only`] turns the IMDS routes off (404), for a server whose
+//! credentials belong only to the holder of the ECS token (`iamra exec`).
 //! Every accepted connection gets IP TTL / IPv6 hop limit `--hop-limit` (default 1),
 //! so that answers cannot leave the host; a non-loopback `--bind` needs
 //! `--allow-non-loopback-bind` and hop limit 1. Tokens and credentials are never
@@ -204,6 +206,8 @@ impl Role {
 struct State {
     role: Role,
     tokens: imds::TokenIssuer,
+    /// Whether the IMDS routes are served.
+    imds: bool,
     ecs: Option<ecs::Token>,
     creds: watch::Receiver<Snapshot>,
     clock: Arc<dyn Clock>,
@@ -272,6 +276,8 @@ pub struct Server {
     listener: std::net::TcpListener,
     local: SocketAddr,
     config: ServerConfig,
+    /// Whether the IMDS routes are served (see [`Server::ecs_only`]).
+    imds: bool,
 }
 
 fn socket_err(what: &'static str, addr: SocketAddr) -> impl FnOnce(std::io::Error) -> ServeError {
@@ -345,7 +351,16 @@ impl Server {
             listener,
             local,
             config,
+            imds: true,
         })
+    }
+
+    /// Serves the ECS route only: every IMDS path is 404. An IMDS token is given to
+    /// anyone who asks, so a server whose credentials are meant only for the holder
+    /// of the ECS token (`iamra exec`) must not answer those routes.
+    pub fn ecs_only(mut self) -> Self {
+        self.imds = false;
+        self
     }
 
     /// The address actually bound (the port chosen for `--port 0`).
@@ -386,6 +401,7 @@ impl Server {
         let state = Arc::new(State {
             role: Role::of(&self.config.role_arn)?,
             tokens: imds::TokenIssuer::new(std::time::Instant::now()),
+            imds: self.imds,
             ecs: self.config.ecs_token.map(ecs::Token::new),
             creds,
             clock,
@@ -765,7 +781,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Resp {
         }
     }
     let path = parts.uri.path();
-    let response = if let Some(r) = imds::handle(state, &parts) {
+    let response = if let Some(r) = state.imds.then(|| imds::handle(state, &parts)).flatten() {
         r
     } else if let Some(r) = ecs::handle(state, &parts) {
         r
