@@ -59,6 +59,14 @@ pub enum CacheError {
         #[source]
         source: std::io::Error,
     },
+    /// Another process held the entry's lock for too long.
+    #[error("cache entry {} stayed locked by another process for {}s", path.display(), waited.as_secs())]
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+        /// How long this process waited.
+        waited: std::time::Duration,
+    },
 }
 
 /// The default cache folder.
@@ -288,6 +296,47 @@ impl Entry<'_> {
             stored.expiration,
             expires_at,
         ))
+    }
+
+    /// Takes the entry's exclusive lock, waiting at most `limit` while another
+    /// process holds it.
+    pub fn lock_within(&self, limit: std::time::Duration) -> Result<Lock, CacheError> {
+        let file = self.open_lock_file()?;
+        let start = std::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Lock(file)),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(source)) => {
+                    return Err(CacheError::Write {
+                        path: self.lock_path.clone(),
+                        source,
+                    });
+                }
+            }
+            let waited = start.elapsed();
+            if waited >= limit {
+                return Err(CacheError::LockTimeout {
+                    path: self.lock_path.clone(),
+                    waited,
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25).min(limit - waited));
+        }
+    }
+
+    fn open_lock_file(&self) -> Result<File, CacheError> {
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(nofollow())
+            .open(&self.lock_path)
+            .map_err(|source| CacheError::Write {
+                path: self.lock_path.clone(),
+                source,
+            })
     }
 
     /// Takes the entry's exclusive lock (blocking while another process holds it).

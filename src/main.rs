@@ -11,8 +11,13 @@ use clap::Parser as _;
 fn init_logging(log: &cli::args::LogArgs) -> Result<(), String> {
     use tracing_subscriber::EnvFilter;
     let filter = match &log.log_level {
-        Some(f) => EnvFilter::try_new(f)
-            .map_err(|e| format!("--log-level {f:?} is not a level or filter: {e}"))?,
+        Some(f) => EnvFilter::try_new(f).map_err(|e| {
+            format!(
+                "--log-level {} is not a level or filter: {}",
+                iamra::error::quote(f),
+                iamra::error::shorten(&e.to_string())
+            )
+        })?,
         None => match std::env::var("RUST_LOG").or_else(|_| std::env::var("IAMRA_LOG")) {
             Ok(f) if !f.is_empty() => {
                 EnvFilter::try_new(&f).unwrap_or_else(|_| EnvFilter::new("warn"))
@@ -98,7 +103,24 @@ fn harden_process() -> Vec<String> {
     failed
 }
 
+/// clap quotes a bad value whole (`invalid value '…' for '--region <REGION>'`):
+/// each quoted part is cut to 100 characters, then `…` and its length.
+fn shorten_quoted(line: &str) -> String {
+    line.split('\'')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                iamra::error::shorten(part).into_owned()
+            } else {
+                part.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("'")
+}
+
 fn main() {
+    cli::take_secret_variables();
     #[cfg(feature = "tpm")]
     quiet_libtss2();
     let hardening_failed = harden_process();
@@ -128,7 +150,7 @@ fn main() {
                 .next()
                 .unwrap_or("invalid arguments")
                 .trim_start_matches("error: ");
-            eprintln!("iamra: error: {first}");
+            eprintln!("iamra: error: {}", shorten_quoted(first));
             eprintln!("iamra: hint: run 'iamra --help' or 'iamra <command> --help'");
             std::process::exit(2);
         }
@@ -145,6 +167,6 @@ fn main() {
         if let Some(hint) = e.hint() {
             eprintln!("iamra: hint: {hint}");
         }
-        std::process::exit(1);
+        std::process::exit(e.exit_code());
     }
 }

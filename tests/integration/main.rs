@@ -8,6 +8,7 @@ mod diagnostics;
 mod doctor;
 mod errors;
 mod faults;
+mod lockout;
 mod pkcs11;
 mod provider;
 mod secrets;

@@ -277,11 +277,34 @@ fn fault_outcome(fault: Fault, config: &VerifyConfig) -> Outcome {
             }
             outcome
         }
+        Fault::Stall => {
+            let text = response::to_text(&session());
+            let half = text.len() / 2;
+            let mut outcome = Outcome::created(RespBody::Truncated {
+                data: Some(Bytes::from(text.into_bytes()).slice(..half)),
+                pause: Some(Box::pin(tokio::time::sleep(Duration::from_secs(3600)))),
+            });
+            if let Some(reply) = outcome.reply.as_mut() {
+                let declared = (half * 2 + 64).to_string();
+                if let Ok(v) = HeaderValue::from_str(&declared) {
+                    reply.headers_mut().insert(CONTENT_LENGTH, v);
+                }
+            }
+            outcome
+        }
+        Fault::FarFuture => created(response::with_expiration_text(
+            session(),
+            "9999-12-31T23:59:59-01:00",
+        )),
+        Fault::Expired => created(response::with_expiration_text(
+            session(),
+            &response::rfc3339(now - Duration::from_secs(3600)),
+        )),
         Fault::MissingField => created(response::without_session_token(session())),
         Fault::EmptySet => created(response::with_empty_set(session())),
         Fault::WrongType => created(response::with_numeric_expiration(session(), now, 3600)),
         Fault::Huge => created(response::padded(session())),
-        Fault::Drop => Outcome {
+        Fault::Drop | Fault::Hang => Outcome {
             reply: None,
             status: 0,
             error: None,
@@ -399,7 +422,9 @@ async fn handle(
     match outcome.reply {
         Some(reply) => Ok(reply),
         None => {
-            kill.notify_one();
+            if fault != Fault::Hang {
+                kill.notify_one();
+            }
             std::future::pending::<()>().await;
             Ok(Response::new(RespBody::Full(None)))
         }

@@ -5,11 +5,16 @@
 //!
 //! | method and path | answer |
 //! |---|---|
-//! | `PUT /latest/api/token` | an IMDSv2 session token (100 characters, `text/plain`) valid for `X-aws-ec2-metadata-token-ttl-seconds` (1–21600, default 21600), echoed in that header; 400 `invalid token TTL`; 400 with `X-Forwarded-For`; 405 for other methods |
+//! | `PUT /latest/api/token` | an IMDSv2 session token (100 characters, `text/plain`) valid for `X-aws-ec2-metadata-token-ttl-seconds` (1–21600, default 21600), echoed in that header; 400 `invalid token TTL`; 400 with `X-Forwarded-For` or `Forwarded`; 405 for other methods |
 //! | `GET /latest/meta-data/iam/security-credentials[/]` | the role name (last segment of `--role-arn`) |
 //! | `GET /latest/meta-data/iam/security-credentials/<role>[/]` | `{"AccessKeyId","SecretAccessKey","Token","Code":"Success","Type":"AWS-HMAC","Expiration","LastUpdated"}` and a newline; 404 for another role name |
 //! | `GET /latest/meta-data/iam/info[/]` | `{"Code":"Success","LastUpdated","InstanceProfileArn","InstanceProfileId"}` and a newline (synthesised from the role) |
 //! | `GET /v1/credentials` with `Authorization: <token>` | ECS container credentials `{"RoleArn","AccessKeyId","SecretAccessKey","Token","Expiration","AccountId"}` (only when an ECS token is configured) |
+//!
+//! The IMDS rows answer only when [`ServerConfig::imds`] is on (`serve` turns it off
+//! when an ECS token is configured, unless `--imds true`): IMDSv2 has no secret, any
+//! local process can `PUT` for a token, so the ECS token restricts access only with
+//! the IMDS routes off.
 //!
 //! Every IMDS `GET` needs a live token in `X-aws-ec2-metadata-token` (401 `no token
 //! provided` / `invalid token provided`, the token's remaining lifetime echoed in
@@ -99,6 +104,10 @@ pub struct ServerConfig {
     pub role_arn: Arn,
     /// The ECS endpoint's `Authorization` token; `None` disables that endpoint.
     pub ecs_token: Option<SecretString>,
+    /// Whether the IMDSv2 routes answer. IMDSv2 has no secret: any local process
+    /// can get a session token with a `PUT`. With the IMDS routes off, only the ECS
+    /// route answers (to holders of its token), and every IMDS path is 404.
+    pub imds: bool,
     /// Limits.
     pub limits: Limits,
     /// Serving threads (at least one); see [`default_threads`].
@@ -149,6 +158,11 @@ pub enum ServeError {
     /// Serving ended on its own.
     #[error("stopped serving: {0}")]
     Stopped(&'static str),
+    /// Neither the IMDS nor the ECS routes are on.
+    #[error(
+        "nothing to serve: the IMDS routes are off (--imds false) and no ECS token is configured (--ecs-token-file)"
+    )]
+    NothingToServe,
     /// The ECS token file is unusable.
     #[error("ECS token file {} {reason}", path.display())]
     TokenFile {
@@ -204,6 +218,8 @@ impl Role {
 struct State {
     role: Role,
     tokens: imds::TokenIssuer,
+    /// Whether the IMDS routes answer.
+    imds: bool,
     ecs: Option<ecs::Token>,
     creds: watch::Receiver<Snapshot>,
     clock: Arc<dyn Clock>,
@@ -302,6 +318,9 @@ fn check_config(config: &ServerConfig, ip: std::net::IpAddr) -> Result<(), Serve
         }
     }
     Role::of(&config.role_arn)?;
+    if !config.imds && config.ecs_token.is_none() {
+        return Err(ServeError::NothingToServe);
+    }
     Ok(())
 }
 
@@ -338,6 +357,14 @@ impl Server {
             .local_addr()
             .map_err(socket_err("read the address", config.addr))?;
         check_config(&config, local.ip())?;
+        // Accepted connections inherit the listener's TTL / hop limit (each one
+        // also gets it set on its own).
+        set_hop_limit(
+            socket2::SockRef::from(&listener),
+            local.is_ipv6(),
+            config.hop_limit,
+        )
+        .map_err(socket_err("set the hop limit", local))?;
         listener
             .set_nonblocking(true)
             .map_err(socket_err("set non-blocking mode", local))?;
@@ -353,9 +380,9 @@ impl Server {
         self.local
     }
 
-    /// The value for `AWS_EC2_METADATA_SERVICE_ENDPOINT`.
-    pub fn imds_endpoint(&self) -> String {
-        format!("http://{}/", self.local)
+    /// The value for `AWS_EC2_METADATA_SERVICE_ENDPOINT`, when the IMDS routes are on.
+    pub fn imds_endpoint(&self) -> Option<String> {
+        self.config.imds.then(|| format!("http://{}/", self.local))
     }
 
     /// The value for `AWS_CONTAINER_CREDENTIALS_FULL_URI`, when the ECS endpoint is on.
@@ -386,6 +413,7 @@ impl Server {
         let state = Arc::new(State {
             role: Role::of(&self.config.role_arn)?,
             tokens: imds::TokenIssuer::new(std::time::Instant::now()),
+            imds: self.config.imds,
             ecs: self.config.ecs_token.map(ecs::Token::new),
             creds,
             clock,
@@ -765,7 +793,12 @@ async fn handle(state: &State, req: Request<Incoming>) -> Resp {
         }
     }
     let path = parts.uri.path();
-    let response = if let Some(r) = imds::handle(state, &parts) {
+    let imds = if state.imds {
+        imds::handle(state, &parts)
+    } else {
+        None
+    };
+    let response = if let Some(r) = imds {
         r
     } else if let Some(r) = ecs::handle(state, &parts) {
         r
@@ -833,6 +866,7 @@ mod tests {
             hop_limit: 1,
             role_arn: arn,
             ecs_token: None,
+            imds: true,
             limits: Limits::default(),
             threads: 1,
         };
