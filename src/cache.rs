@@ -341,17 +341,7 @@ impl Entry<'_> {
 
     /// Takes the entry's exclusive lock (blocking while another process holds it).
     pub fn lock(&self) -> Result<Lock, CacheError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(nofollow())
-            .open(&self.lock_path)
-            .map_err(|source| CacheError::Write {
-                path: self.lock_path.clone(),
-                source,
-            })?;
+        let file = self.open_lock_file()?;
         file.lock().map_err(|source| CacheError::Write {
             path: self.lock_path.clone(),
             source,

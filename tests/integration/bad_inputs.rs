@@ -2050,6 +2050,24 @@ fn long_values_are_quoted_to_100_characters_with_their_length() {
     );
 }
 
+/// A case of a refused PIN or password: no problem found, exit status 77.
+#[track_caller]
+fn assert_refused_case(c: &Case, ran: &Ran, problems: &[String]) {
+    assert!(
+        problems.is_empty(),
+        "{}: {problems:?}\n    stderr: {:?}",
+        c.what,
+        ran.stderr
+    );
+    assert_eq!(
+        ran.code,
+        Some(EXIT_AUTHENTICATION),
+        "{}: {:?}",
+        c.what,
+        ran.stderr
+    );
+}
+
 /// A PIN the token would lock on: refused before C_Login, exit status 77, one line
 /// naming the token and the flag.
 #[test]
@@ -2076,19 +2094,7 @@ fn locked_or_final_try_pins_are_one_clear_line_and_exit_77() {
         .secret(PIN);
         let ran = run(&c);
         let p = problems(&c, &ran);
-        assert!(
-            p.is_empty(),
-            "{}: {p:?}\n    stderr: {:?}",
-            c.what,
-            ran.stderr
-        );
-        assert_eq!(
-            ran.code,
-            Some(EXIT_AUTHENTICATION),
-            "{}: {:?}",
-            c.what,
-            ran.stderr
-        );
+        assert_refused_case(&c, &ran, &p);
     }
 }
 
@@ -2131,19 +2137,7 @@ fn tpm_wrong_password_and_lockout_are_one_clear_line_and_exit_77() {
             stderr,
         };
         let p = problems(&c, &filtered);
-        assert!(
-            p.is_empty(),
-            "{}: {p:?}\n    stderr: {:?}",
-            c.what,
-            ran.stderr
-        );
-        assert_eq!(
-            ran.code,
-            Some(EXIT_AUTHENTICATION),
-            "{}: {:?}",
-            c.what,
-            ran.stderr
-        );
+        assert_refused_case(&c, &ran, &p);
     }
 }
 
