@@ -72,7 +72,7 @@ where
 #[cfg(feature = "tpm")]
 fn quiet_libtss2() {
     if std::env::var_os("TSS2_LOG").is_none() {
-        // SAFETY: first statement of main, before any other thread exists, so no
+        // SAFETY: called at the start of main, before any other thread exists, so no
         // concurrent access to the environment is possible.
         #[allow(unsafe_code, reason = "set_var before any thread starts")]
         unsafe {
@@ -120,10 +120,10 @@ fn shorten_quoted(line: &str) -> String {
 }
 
 fn main() {
+    let hardening_failed = harden_process();
     cli::take_secret_variables();
     #[cfg(feature = "tpm")]
     quiet_libtss2();
-    let hardening_failed = harden_process();
     let parsed = match cli::args::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
