@@ -364,8 +364,20 @@ impl Entry<'_> {
         };
         // Security: the serialised entry holds the secret key and token; it goes only
         // to a 0600 file in a 0700 folder, and the buffer is zeroized.
-        let json =
-            Zeroizing::new(serde_json::to_vec(&stored).map_err(|e| err(std::io::Error::other(e)))?);
+        // Sized for the worst case of JSON escaping, so that serde_json never
+        // reallocates (and so never leaves a copy of the secrets behind).
+        let capacity = [
+            creds.access_key_id(),
+            creds.secret_access_key(),
+            creds.session_token(),
+            creds.expiration(),
+        ]
+        .iter()
+        .map(|s| s.len() * 6 + 2)
+        .sum::<usize>()
+            + 256;
+        let mut json = Zeroizing::new(Vec::with_capacity(capacity));
+        serde_json::to_writer(&mut *json, &stored).map_err(|e| err(std::io::Error::other(e)))?;
         let tmp = self
             .path
             .with_extension(format!("tmp{}", std::process::id()));

@@ -292,8 +292,13 @@ pub fn rewrite(
         .into_bytes(),
     ));
     for (key, value) in KEYS.iter().zip(values) {
-        // Security: the line holds a secret; it only goes to the credentials file.
-        news.push(Zeroizing::new(format!("{key} = {value}").into_bytes()));
+        // Security: the line holds a secret; it only goes to the credentials file. The
+        // buffer is sized once, so no reallocation leaves a copy behind.
+        let mut line = Zeroizing::new(Vec::with_capacity(key.len() + 3 + value.len()));
+        line.extend_from_slice(key.as_bytes());
+        line.extend_from_slice(b" = ");
+        line.extend_from_slice(value.as_bytes());
+        news.push(line);
     }
     const COMMENT: usize = 3;
     const LINE: usize = 4;
@@ -384,7 +389,12 @@ pub fn rewrite(
     }
 
     let header = format!("[{profile}]").into_bytes();
-    let mut result = Zeroizing::new(Vec::with_capacity(original.len() + 4096));
+    // Sized for the worst case (every new line inserted, with a header, separators
+    // and line ends), so that the buffer holding the secrets is never reallocated.
+    let new_bytes: usize = news.iter().map(|n| n.len()).sum();
+    let mut result = Zeroizing::new(Vec::with_capacity(
+        original.len() + new_bytes + header.len() + 256,
+    ));
     let mut pending = inserts.into_iter().peekable();
     let emit_block = |result: &mut Zeroizing<Vec<u8>>, block: &[usize], last_eol: &[u8]| {
         for (n, &item) in block.iter().enumerate() {

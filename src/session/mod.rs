@@ -544,7 +544,12 @@ impl Client {
         let retry_after = header("retry-after")
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let mut body = zeroize::Zeroizing::new(Vec::new());
+        // Reserved at the announced length (bounded), so that the buffer holding the
+        // credentials does not grow, leaving unwiped copies behind, as chunks arrive.
+        let announced = response.content_length().map_or(0, |n| {
+            usize::try_from(n).unwrap_or(MAX_RESPONSE).min(MAX_RESPONSE)
+        });
+        let mut body = zeroize::Zeroizing::new(Vec::with_capacity(announced));
         progress.set(STAGE_BODY);
         loop {
             match response.chunk().await {
