@@ -59,6 +59,14 @@ pub enum CacheError {
         #[source]
         source: std::io::Error,
     },
+    /// Another process held the entry's lock for too long.
+    #[error("cache entry {} stayed locked by another process for {}s", path.display(), waited.as_secs())]
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+        /// How long this process waited.
+        waited: std::time::Duration,
+    },
 }
 
 /// The default cache folder.
@@ -290,9 +298,35 @@ impl Entry<'_> {
         ))
     }
 
-    /// Takes the entry's exclusive lock (blocking while another process holds it).
-    pub fn lock(&self) -> Result<Lock, CacheError> {
-        let file = OpenOptions::new()
+    /// Takes the entry's exclusive lock, waiting at most `limit` while another
+    /// process holds it.
+    pub fn lock_within(&self, limit: std::time::Duration) -> Result<Lock, CacheError> {
+        let file = self.open_lock_file()?;
+        let start = std::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Lock(file)),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(source)) => {
+                    return Err(CacheError::Write {
+                        path: self.lock_path.clone(),
+                        source,
+                    });
+                }
+            }
+            let waited = start.elapsed();
+            if waited >= limit {
+                return Err(CacheError::LockTimeout {
+                    path: self.lock_path.clone(),
+                    waited,
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25).min(limit - waited));
+        }
+    }
+
+    fn open_lock_file(&self) -> Result<File, CacheError> {
+        OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
@@ -302,7 +336,12 @@ impl Entry<'_> {
             .map_err(|source| CacheError::Write {
                 path: self.lock_path.clone(),
                 source,
-            })?;
+            })
+    }
+
+    /// Takes the entry's exclusive lock (blocking while another process holds it).
+    pub fn lock(&self) -> Result<Lock, CacheError> {
+        let file = self.open_lock_file()?;
         file.lock().map_err(|source| CacheError::Write {
             path: self.lock_path.clone(),
             source,
@@ -325,8 +364,20 @@ impl Entry<'_> {
         };
         // Security: the serialised entry holds the secret key and token; it goes only
         // to a 0600 file in a 0700 folder, and the buffer is zeroized.
-        let json =
-            Zeroizing::new(serde_json::to_vec(&stored).map_err(|e| err(std::io::Error::other(e)))?);
+        // Sized for the worst case of JSON escaping, so that serde_json never
+        // reallocates (and so never leaves a copy of the secrets behind).
+        let capacity = [
+            creds.access_key_id(),
+            creds.secret_access_key(),
+            creds.session_token(),
+            creds.expiration(),
+        ]
+        .iter()
+        .map(|s| s.len() * 6 + 2)
+        .sum::<usize>()
+            + 256;
+        let mut json = Zeroizing::new(Vec::with_capacity(capacity));
+        serde_json::to_writer(&mut *json, &stored).map_err(|e| err(std::io::Error::other(e)))?;
         let tmp = self
             .path
             .with_extension(format!("tmp{}", std::process::id()));

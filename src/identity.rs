@@ -86,6 +86,21 @@ pub enum IdentityError {
     },
 }
 
+impl IdentityError {
+    /// Whether a PIN or password was refused, or a hardware key is locked.
+    pub fn is_authentication(&self) -> bool {
+        match self {
+            IdentityError::Key(e) => e.is_authentication(),
+            IdentityError::Pkcs11(e) => e.is_authentication(),
+            IdentityError::Cert(_)
+            | IdentityError::NoCertificate
+            | IdentityError::Unavailable { .. }
+            | IdentityError::Pkcs11CertificateWithKey { .. }
+            | IdentityError::IntermediatesWithPkcs12 { .. } => false,
+        }
+    }
+}
+
 /// What a `--certificate` or `--private-key` value refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyReference<'a> {

@@ -22,7 +22,7 @@ pub const MAX_FILE_SIZE: u64 = 1024 * 1024;
 #[non_exhaustive]
 pub enum ReadError {
     /// The operating system refused the read.
-    #[error("cannot read {what} {}", path.display())]
+    #[error("cannot read {what} {}", crate::error::shorten_path(path))]
     Io {
         /// What the file was meant to hold ("certificate file", ...).
         what: &'static str,
@@ -33,7 +33,7 @@ pub enum ReadError {
         source: std::io::Error,
     },
     /// The path names a directory, FIFO, socket or device.
-    #[error("{what} {} is not a regular file", path.display())]
+    #[error("{what} {} is not a regular file", crate::error::shorten_path(path))]
     NotAFile {
         /// What the file was meant to hold.
         what: &'static str,
@@ -41,7 +41,7 @@ pub enum ReadError {
         path: PathBuf,
     },
     /// The file is empty.
-    #[error("{what} {} is empty", path.display())]
+    #[error("{what} {} is empty", crate::error::shorten_path(path))]
     Empty {
         /// What the file was meant to hold.
         what: &'static str,
@@ -49,7 +49,10 @@ pub enum ReadError {
         path: PathBuf,
     },
     /// `env:NAME` names an unset variable.
-    #[error("{what} {}: environment variable {name} is not set", path.display())]
+    #[error(
+        "{what} {}: environment variable {name} is not set",
+        crate::error::shorten_path(path)
+    )]
     EnvMissing {
         /// What the input was meant to hold.
         what: &'static str,
@@ -59,7 +62,7 @@ pub enum ReadError {
         name: String,
     },
     /// The file is larger than [`MAX_FILE_SIZE`].
-    #[error("{what} {} is larger than 1 MiB", path.display())]
+    #[error("{what} {} is larger than 1 MiB", crate::error::shorten_path(path))]
     TooLarge {
         /// What the file was meant to hold.
         what: &'static str,

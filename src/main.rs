@@ -13,8 +13,13 @@ use clap::Parser as _;
 fn init_logging(log: &cli::args::LogArgs) -> Result<(), String> {
     use tracing_subscriber::EnvFilter;
     let filter = match &log.log_level {
-        Some(f) => EnvFilter::try_new(f)
-            .map_err(|e| format!("--log-level {f:?} is not a level or filter: {e}"))?,
+        Some(f) => EnvFilter::try_new(f).map_err(|e| {
+            format!(
+                "--log-level {} is not a level or filter: {}",
+                iamra::error::quote(f),
+                iamra::error::shorten(&e.to_string())
+            )
+        })?,
         None => match std::env::var("RUST_LOG").or_else(|_| std::env::var("IAMRA_LOG")) {
             Ok(f) if !f.is_empty() => {
                 EnvFilter::try_new(&f).unwrap_or_else(|_| EnvFilter::new("warn"))
@@ -69,7 +74,7 @@ where
 #[cfg(feature = "tpm")]
 fn quiet_libtss2() {
     if std::env::var_os("TSS2_LOG").is_none() {
-        // SAFETY: first statement of main, before any other thread exists, so no
+        // SAFETY: called at the start of main, before any other thread exists, so no
         // concurrent access to the environment is possible.
         #[allow(unsafe_code, reason = "set_var before any thread starts")]
         unsafe {
@@ -100,10 +105,27 @@ fn harden_process() -> Vec<String> {
     failed
 }
 
+/// clap quotes a bad value whole (`invalid value '…' for '--region <REGION>'`):
+/// each quoted part is cut to 100 characters, then `…` and its length.
+fn shorten_quoted(line: &str) -> String {
+    line.split('\'')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                iamra::error::shorten(part).into_owned()
+            } else {
+                part.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("'")
+}
+
 fn main() {
+    let hardening_failed = harden_process();
+    cli::take_secret_variables();
     #[cfg(feature = "tpm")]
     quiet_libtss2();
-    let hardening_failed = harden_process();
     let parsed = match cli::args::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -130,7 +152,7 @@ fn main() {
                 .next()
                 .unwrap_or("invalid arguments")
                 .trim_start_matches("error: ");
-            eprintln!("iamra: error: {first}");
+            eprintln!("iamra: error: {}", shorten_quoted(first));
             eprintln!("iamra: hint: run 'iamra --help' or 'iamra <command> --help'");
             std::process::exit(2);
         }

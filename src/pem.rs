@@ -53,47 +53,51 @@ fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Decodes every PEM block in `data`, in order.
+/// Decodes every PEM block in `data`, in order. Works on the bytes as they are:
+/// no lossy UTF-8 copy of the file (which may hold a private key) is ever made.
 pub fn parse_all(data: &[u8]) -> Result<Vec<Block>, PemError> {
-    let text = String::from_utf8_lossy(data);
     let mut blocks = Vec::new();
-    let mut lines = text.lines();
+    let mut lines = data.split(|&b| b == b'\n').map(<[u8]>::trim_ascii);
     while let Some(line) = lines.next() {
-        let line = line.trim();
         let Some(label) = line
-            .strip_prefix("-----BEGIN ")
-            .and_then(|l| l.strip_suffix("-----"))
+            .strip_prefix(b"-----BEGIN ")
+            .and_then(|l| l.strip_suffix(b"-----"))
         else {
             continue;
         };
-        let label = label.to_string();
-        let end = format!("-----END {label}-----");
-        let mut body = Zeroizing::new(String::new());
+        let label_bytes = label;
+        let label = String::from_utf8_lossy(label).into_owned();
+        let mut body = Zeroizing::new(Vec::new());
         let mut has_headers = false;
         let mut terminated = false;
         for l in lines.by_ref() {
-            let l = l.trim();
-            if l == end {
-                terminated = true;
-                break;
-            }
-            if l.starts_with("-----END ") {
+            if let Some(end) = l
+                .strip_prefix(b"-----END ")
+                .and_then(|l| l.strip_suffix(b"-----"))
+            {
+                if end == label_bytes {
+                    terminated = true;
+                    break;
+                }
                 return Err(PemError::MismatchedEnd(label));
             }
-            if l.starts_with("-----BEGIN ") {
+            if l.starts_with(b"-----END ") {
+                return Err(PemError::MismatchedEnd(label));
+            }
+            if l.starts_with(b"-----BEGIN ") {
                 return Err(PemError::Unterminated(label));
             }
-            if l.contains(':') {
+            if l.contains(&b':') {
                 has_headers = true;
                 continue;
             }
-            body.push_str(l);
+            body.extend_from_slice(l);
         }
         if !terminated {
             return Err(PemError::Unterminated(label));
         }
         let der = base64::engine::general_purpose::STANDARD
-            .decode(body.as_bytes())
+            .decode(&body[..])
             .map_err(|_| PemError::BadBase64(label.clone()))?;
         blocks.push(Block {
             label,
@@ -158,5 +162,19 @@ mod tests {
         let text = b"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAEC\n-----END RSA PRIVATE KEY-----\n";
         let blocks = parse_all(text).unwrap();
         assert!(blocks[0].has_headers);
+    }
+
+    #[test]
+    fn non_utf8_bytes_around_blocks_are_skipped_without_a_copy() {
+        let mut text =
+            b"\xff\xfe junk \xc3\n-----BEGIN A-----\r\nAAEC\r\n-----END A-----\n\x80".to_vec();
+        let blocks = parse_all(&text).unwrap();
+        assert_eq!(&blocks[0].der[..], &[0, 1, 2]);
+        // Inside a block, a stray byte is bad base64, as before.
+        text = b"-----BEGIN A-----\nAA\xffEC\n-----END A-----\n".to_vec();
+        assert_eq!(
+            parse_all(&text).unwrap_err(),
+            PemError::BadBase64("A".into())
+        );
     }
 }

@@ -63,6 +63,7 @@ pub struct Builder {
     passwords: Option<Box<dyn PasswordSource>>,
     clock: Option<Arc<dyn Clock>>,
     refresh_before: Option<Duration>,
+    allow_plain_http: bool,
 }
 
 impl std::fmt::Debug for Builder {
@@ -152,6 +153,12 @@ impl Builder {
         self.refresh_before = Some(margin);
         self
     }
+    /// Allow a plain `http://` endpoint on another host (refused by default: the
+    /// credentials would cross the network unencrypted; loopback is always allowed).
+    pub fn allow_plain_http(mut self, allow: bool) -> Self {
+        self.allow_plain_http = allow;
+        self
+    }
     /// A clock (tests).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
@@ -176,6 +183,7 @@ impl Builder {
             self.duration_seconds.unwrap_or(3600),
             self.role_session_name.as_deref(),
         )?;
+        params.check_transport(self.allow_plain_http)?;
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let passwords = self.passwords.unwrap_or_else(|| Box::new(NoPassword));
         let identity = self.source.load(passwords.as_ref(), clock.now())?;

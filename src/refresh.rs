@@ -70,24 +70,65 @@ pub enum RefreshError {
     Identity(#[from] IdentityError),
 }
 
+/// How a failed refresh is handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureClass {
+    /// Worth retrying soon (network, 5xx, throttling, a malformed answer).
+    Transient,
+    /// Retrying soon is pointless until someone changes something (access denied,
+    /// an expired certificate, a bad configuration): retried slowly.
+    Permanent,
+    /// A PIN or password was refused, or a hardware key is locked: never retried,
+    /// since every try counts towards a lockout. Long-running modes stop.
+    Authentication,
+}
+
 impl RefreshError {
-    /// Whether retrying soon is pointless until someone changes something: access
-    /// denied and other 4xx answers, an expired certificate, a bad configuration.
-    pub fn is_permanent(&self) -> bool {
+    /// How this failure is handled; every kind of error is classified explicitly.
+    pub fn class(&self) -> FailureClass {
+        use FailureClass::{Authentication, Permanent, Transient};
         match self {
-            RefreshError::Identity(_) => true,
+            RefreshError::Identity(e) if e.is_authentication() => Authentication,
+            RefreshError::Identity(_) => Permanent,
             RefreshError::Session(e) => match e {
+                SessionError::Sign(s) if s.is_authentication() => Authentication,
+                SessionError::Sign(_) => Transient,
                 SessionError::Network { .. }
                 | SessionError::BadResponse(_)
-                | SessionError::Sign(_) => false,
+                | SessionError::Deadline { .. } => Transient,
                 SessionError::Service { error, .. } => {
-                    !(error.status >= 500
+                    if error.status >= 500
                         || error.status == 429
-                        || error.code == "ThrottlingException")
+                        || error.code == "ThrottlingException"
+                    {
+                        Transient
+                    } else {
+                        Permanent
+                    }
                 }
-                _ => true,
+                SessionError::Arn(_)
+                | SessionError::Endpoint(_)
+                | SessionError::RegionMismatch { .. }
+                | SessionError::Duration(_)
+                | SessionError::SessionName(_)
+                | SessionError::CaBundle { .. }
+                | SessionError::Client(_)
+                | SessionError::Expiration(_) => Permanent,
             },
         }
+    }
+
+    /// Whether retrying soon is pointless until someone changes something: access
+    /// denied and other 4xx answers, an expired certificate, a bad configuration, and
+    /// (never retried at all) a refused PIN or password.
+    pub fn is_permanent(&self) -> bool {
+        self.class() != FailureClass::Transient
+    }
+
+    /// Whether a PIN or password was refused or a hardware key is locked: the
+    /// caller must not try again.
+    pub fn is_authentication(&self) -> bool {
+        self.class() == FailureClass::Authentication
     }
 }
 
@@ -138,13 +179,17 @@ impl RefreshPolicy {
         expires_at: OffsetDateTime,
         u: f64,
     ) -> OffsetDateTime {
-        let remaining = to_std(expires_at - now);
+        // At most a day ahead: no expiration, however absurd, makes the schedule
+        // overflow (the session client refuses those beyond 12 h anyway).
+        let remaining = to_std(expires_at - now).min(Duration::from_secs(86_400));
         let wait = match remaining.checked_sub(self.refresh_before) {
             Some(w) if !w.is_zero() => w.mul_f64(1.0 - self.jitter.clamp(0.0, 1.0) * u),
             // Shorter-lived than the margin: refresh half-way through.
             _ => remaining / 2,
         };
-        now + wait.max(self.min_delay)
+        let wait = wait.max(self.min_delay);
+        now.checked_add(::time::Duration::try_from(wait).unwrap_or(::time::Duration::DAY))
+            .unwrap_or(now)
     }
 
     /// The delay before retry number `failures` (1 = the first retry); `u` in
@@ -176,8 +221,12 @@ pub struct Snapshot {
     pub generation: u64,
     /// The last refresh error, cleared by a success. Never holds a secret.
     pub last_error: Option<Arc<str>>,
-    /// When the next refresh is due.
+    /// When the next refresh is due (`None` once refreshing stopped).
     pub next_refresh: Option<OffsetDateTime>,
+    /// Set when refreshing stopped for good: a PIN or password was refused, or a
+    /// hardware key is locked ([`FailureClass::Authentication`]). Long-running
+    /// modes exit on it. Never holds a secret.
+    pub stopped: Option<Arc<str>>,
 }
 
 impl Snapshot {
@@ -297,9 +346,23 @@ async fn run(
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
+                if e.is_authentication() {
+                    let message = crate::error::chain(&e);
+                    tracing::error!(
+                        "refresh failed and will not be retried: a PIN or password was refused, or the key is locked, and every further try would count towards a lockout: {message}"
+                    );
+                    tx.send_modify(|s| {
+                        s.last_error = Some(Arc::from(message.as_str()));
+                        s.stopped = Some(Arc::from(message.as_str()));
+                        s.next_refresh = None;
+                    });
+                    return;
+                }
                 let permanent = e.is_permanent();
                 let delay = policy.retry_delay(failures, permanent, rand::rng().random());
-                next = now + delay;
+                next = now
+                    .checked_add(::time::Duration::try_from(delay).unwrap_or(::time::Duration::DAY))
+                    .unwrap_or(now);
                 let message = crate::error::chain(&e);
                 let held = tx.borrow().credentials.clone();
                 let state = match &held {
@@ -697,6 +760,74 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(80)).await;
         assert_eq!(script.calls.load(Ordering::SeqCst), 2);
         assert!(r.snapshot().valid_at(clock.now()).is_some());
+    }
+
+    fn refused() -> RefreshError {
+        RefreshError::Session(SessionError::Sign(crate::key::SignError::Tpm(
+            crate::key::TpmError::WrongPassword {
+                key: "key.tss2.pem".into(),
+                da: crate::key::tpm::DaReport::Unknown,
+            },
+        )))
+    }
+
+    #[test]
+    fn refused_passwords_and_locked_keys_are_their_own_class() {
+        use crate::key::pkcs11::Pkcs11Error;
+        assert_eq!(refused().class(), FailureClass::Authentication);
+        assert!(refused().is_permanent() && refused().is_authentication());
+        for e in [
+            Pkcs11Error::WrongPin {
+                token: "t".into(),
+                state: String::new(),
+            },
+            Pkcs11Error::PinLocked { token: "t".into() },
+            Pkcs11Error::PinFinalTry { token: "t".into() },
+            Pkcs11Error::PinNotRetried { token: "t".into() },
+        ] {
+            let at_load = RefreshError::Identity(IdentityError::Pkcs11(e));
+            assert_eq!(at_load.class(), FailureClass::Authentication, "{at_load}");
+        }
+        let lockout = RefreshError::Identity(IdentityError::Key(crate::key::KeyError::Tpm(
+            crate::key::TpmError::Lockout {
+                key: "k".into(),
+                interval_secs: 1,
+            },
+        )));
+        assert_eq!(lockout.class(), FailureClass::Authentication);
+        // Other signing failures (a lost TPM connection) stay transient; a wrong
+        // password for a key file locks nothing.
+        let backend = RefreshError::Session(SessionError::Sign(crate::key::SignError::Backend(
+            "gone".into(),
+        )));
+        assert_eq!(backend.class(), FailureClass::Transient);
+        let file =
+            RefreshError::Identity(IdentityError::Key(crate::key::KeyError::WrongPassword {
+                path: "k.pem".into(),
+            }));
+        assert_eq!(file.class(), FailureClass::Permanent);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_password_stops_refreshing_for_good() {
+        let (clock, script) = setup(vec![Err(refused())], Duration::from_secs(900));
+        let r = Refresher::spawn(
+            script.clone(),
+            clock.clone(),
+            no_jitter(),
+            Some(creds(0, T0 + Duration::from_secs(900))),
+        );
+        let mut rx = r.subscribe();
+        while rx.borrow_and_update().stopped.is_none() {
+            rx.changed().await.unwrap();
+        }
+        let s = r.snapshot();
+        assert!(s.stopped.unwrap().contains("wrong password for TPM key"));
+        assert!(s.next_refresh.is_none());
+        assert_eq!(s.credentials.unwrap().access_key_id(), "ASIA0");
+        // Hours later, still exactly one try.
+        tokio::time::sleep(Duration::from_secs(4 * 3600)).await;
+        assert_eq!(script.calls.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -50,6 +50,7 @@ fn server() -> SocketAddr {
                     role_arn: Arn::parse(ArnKind::Role, "arn:aws:iam::123456789012:role/fuzz")
                         .unwrap(),
                     ecs_token: Some(SecretString::from("fuzz-ecs-token-not-guessable-0123")),
+                    imds: true,
                     limits: Limits {
                         header_timeout: Duration::from_millis(500),
                         body_timeout: Duration::from_millis(500),

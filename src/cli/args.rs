@@ -97,7 +97,10 @@ pub(crate) fn go_bool(s: &str) -> Result<bool, String> {
     match s {
         "true" | "TRUE" | "True" | "t" | "T" | "1" => Ok(true),
         "false" | "FALSE" | "False" | "f" | "F" | "0" => Ok(false),
-        other => Err(format!("{other:?} is not a boolean (use true or false)")),
+        other => Err(format!(
+            "{} is not a boolean (use true or false)",
+            iamra::error::quote(other)
+        )),
     }
 }
 
@@ -208,6 +211,10 @@ pub struct CredentialArgs {
     /// Do not verify the endpoint's TLS certificate (dangerous).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL", env = "IAMRA_NO_VERIFY_SSL")]
     pub no_verify_ssl: bool,
+    /// Allow a plain http:// --endpoint on another host (the credentials then cross
+    /// the network unencrypted); http:// to this host is always allowed.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL", env = "IAMRA_ALLOW_PLAIN_HTTP")]
+    pub allow_plain_http: bool,
     /// Accepted for compatibility: HTTPS_PROXY and NO_PROXY are always honoured.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL", env = "IAMRA_WITH_PROXY")]
     pub with_proxy: bool,
@@ -230,6 +237,16 @@ pub struct CredentialArgs {
     /// Attempts in all, retries included (also AWS_MAX_ATTEMPTS).
     #[arg(long, value_name = "N", env = "IAMRA_MAX_ATTEMPTS")]
     pub max_attempts: Option<u32>,
+    /// Longest one CreateSession call may take in seconds, every attempt and retry
+    /// included (the AWS CLI waits for credential-process without a limit of its own).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=3600),
+        env = "IAMRA_TOTAL_TIMEOUT"
+    )]
+    pub total_timeout: u64,
 }
 
 /// Flags of `credential-process`: the credential flags plus the cache.
@@ -259,7 +276,12 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         .and_then(|n| n.checked_mul(mult))
         .filter(|n| *n <= 7 * 24 * 3600)
         .map(std::time::Duration::from_secs)
-        .ok_or_else(|| format!("{s:?} is not a duration (use seconds, or a number with s, m or h)"))
+        .ok_or_else(|| {
+            format!(
+                "{} is not a duration (use seconds, or a number with s, m or h)",
+                iamra::error::quote(s)
+            )
+        })
 }
 
 /// `sign-string --format`.

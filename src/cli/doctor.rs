@@ -38,7 +38,8 @@ pub fn run(a: DoctorArgs) -> Result<(), CliError> {
         c.endpoint.as_deref(),
         c.session_duration,
         c.role_session_name.as_deref(),
-    );
+    )
+    .and_then(|p| p.check_transport(c.allow_plain_http).map(|()| p));
     let source = identity_source(&c.identity, c.intermediates.clone());
     let passwords = password_sources(&c.identity);
     let (client, client_error) = match session::Client::new(client_options(c)) {

@@ -58,6 +58,37 @@ pub enum CliError {
     /// `exec` could not run the command.
     #[error(transparent)]
     Exec(#[from] exec::ExecError),
+    /// `update`/`serve` stopped refreshing: a PIN or password was refused, or the
+    /// key is locked (the message is the refresh error's).
+    #[error("{0}")]
+    AuthenticationStopped(String),
+}
+
+/// The exit status when a PIN or password was refused, or a hardware key (token
+/// PIN, TPM) is locked: nothing was retried, and a restart with the same settings
+/// would only count towards a lockout. The systemd units do not restart on it
+/// (`RestartPreventExitStatus=`). 77 is `EX_NOPERM` of sysexits.h.
+pub const EXIT_AUTHENTICATION: i32 = 77;
+
+impl CliError {
+    /// The process exit status for this error: [`EXIT_AUTHENTICATION`] for a refused
+    /// PIN or password (or a locked key); for `exec`, 2 for its usage errors and as
+    /// in the shell (126, 127) when the command cannot be run; 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        let auth = match self {
+            CliError::Identity(e) => e.is_authentication(),
+            CliError::Session(SessionError::Sign(e)) => e.is_authentication(),
+            CliError::AuthenticationStopped(_) => true,
+            _ => false,
+        };
+        if auth {
+            EXIT_AUTHENTICATION
+        } else if let CliError::Exec(e) = self {
+            e.exit_code()
+        } else {
+            1
+        }
+    }
 }
 
 impl From<KeyError> for CliError {
@@ -73,15 +104,6 @@ impl From<CertError> for CliError {
 }
 
 impl CliError {
-    /// The exit status: 1, except for `exec`: 2 for its usage errors, and as in
-    /// the shells 127 (no such command) and 126 (not executable).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            CliError::Exec(e) => e.exit_code(),
-            _ => 1,
-        }
-    }
-
     /// A sentence that helps the user fix the problem, where one is known.
     pub fn hint(&self) -> Option<String> {
         use IdentityError as I;
@@ -94,6 +116,10 @@ impl CliError {
             CliError::Identity(I::Pkcs11(e)) => pkcs11_hint(e),
             CliError::Identity(I::Key(KeyError::Tpm(e)))
             | CliError::Session(SessionError::Sign(key::SignError::Tpm(e))) => tpm_hint(e),
+            CliError::Session(SessionError::Sign(key::SignError::Pkcs11(e))) => pkcs11_hint(e),
+            CliError::AuthenticationStopped(_) => Some(
+                "fix the PIN or password (or unlock the key), then restart iamra; it exits with status 77 and is not restarted by its systemd unit".into(),
+            ),
             CliError::Identity(I::Key(KeyError::TpmUnsupported { .. })) => Some(TPM_BUILD_HINT.into()),
             CliError::Identity(I::Key(KeyError::PasswordRequired { .. })) => Some(format!(
                 "set {PKCS8_ENV} (or {PKCS12_ENV} for a bundle), pass --pkcs8-password-file FILE, or run from a terminal to be prompted"
@@ -117,6 +143,9 @@ impl CliError {
                 Some("expected a PEM or DER certificate (or, for --certificate, a PKCS#12 bundle)".into())
             }
             CliError::Session(SessionError::Service { error, .. }) => service_hint(&error.code, &error.message),
+            CliError::Session(SessionError::Deadline { .. }) => Some(
+                "if the endpoint is only slow, raise --total-timeout (IAMRA_TOTAL_TIMEOUT); otherwise check --endpoint, the network, and HTTPS_PROXY/NO_PROXY".into(),
+            ),
             CliError::Session(SessionError::Network { reason, .. }) => {
                 if reason.contains("UnknownIssuer") || reason.contains("certificate") {
                     Some("the endpoint's TLS certificate is not trusted: pass --ca-bundle FILE or set AWS_CA_BUNDLE".into())
@@ -144,9 +173,12 @@ fn tpm_hint(e: &key::TpmError) -> Option<String> {
         T::HandlePasswordUnknown { .. } => format!(
             "pass --no-tpm-key-password if the key has no password; otherwise set {TPM_ENV}, pass --tpm-key-password-file FILE, or run from a terminal to be prompted"
         ),
-        T::WrongPassword { .. } => format!(
+        T::WrongPassword { .. } | T::PasswordNotRetried { .. } => format!(
             "check {TPM_ENV} or --tpm-key-password-file; iamra never retries, but every wrong password counts towards the TPM's lockout"
         ),
+        T::Lockout { .. } => {
+            "wait for the TPM to forget failures, or have its owner run tpm2_dictionarylockout --clear-lockout (with the lockout hierarchy's password); then restart iamra".to_string()
+        }
         T::Unsupported { .. } => TPM_BUILD_HINT.to_string(),
         _ => return None,
     };
@@ -166,6 +198,12 @@ fn pkcs11_hint(e: &key::pkcs11::Pkcs11Error) -> Option<String> {
             "check the PIN before trying again: tokens lock the PIN after a few failures".into()
         }
         P::PinLocked { .. } => "the token's security officer must unlock the PIN (SO PIN)".into(),
+        P::PinFinalTry { .. } => {
+            "check the PIN, then log in once with the token's own tool (for example pkcs11-tool --login --test), which resets the counter when the PIN is right; or have the security officer reset the PIN".into()
+        }
+        P::PinNotRetried { .. } => {
+            "check the PIN before restarting iamra: tokens lock the PIN after a few failures".into()
+        }
         P::ModuleNotLoadable { .. } => {
             "pass --pkcs11-lib with the module's path (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so, OpenSC: /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so) or add ?module-path=FILE to the URI".into()
         }
@@ -233,6 +271,7 @@ pub(crate) fn password_sources(a: &IdentityArgs) -> CliPasswords {
             env: TPM_ENV,
         },
         allow_prompt: true,
+        before_prompt: None,
     }
 }
 
@@ -258,6 +297,12 @@ pub(crate) fn identity_source(a: &IdentityArgs, intermediates: Option<PathBuf>) 
         reuse_pin: a.reuse_pin,
         no_tpm_key_password: a.no_tpm_key_password,
     }
+}
+
+/// Reads the password and PIN variables and removes them from the environment
+/// (first thing in `main`, while the process has one thread).
+pub fn take_secret_variables() {
+    passwords::take_from_environment();
 }
 
 /// Runs a parsed command, writing the payload to stdout.
@@ -346,9 +391,18 @@ impl Prepared {
 /// Checks every flag locally, loads the identity and builds the client: nothing is
 /// sent yet.
 pub(crate) fn prepare(a: &CredentialArgs) -> Result<Prepared, CliError> {
+    prepare_with(a, None)
+}
+
+/// [`prepare`], calling `before_prompt` before any password prompt.
+pub(crate) fn prepare_with(
+    a: &CredentialArgs,
+    before_prompt: Option<Arc<dyn Fn() + Send + Sync>>,
+) -> Result<Prepared, CliError> {
     let params = session_params(a)?;
     let source = identity_source(&a.identity, a.intermediates.clone());
-    let passwords = password_sources(&a.identity);
+    let mut passwords = password_sources(&a.identity);
+    passwords.before_prompt = before_prompt;
     let identity = source.load(&passwords, SystemClock.now())?;
     if a.no_verify_ssl {
         tracing::warn!(
@@ -387,6 +441,7 @@ pub(crate) fn client_options(a: &CredentialArgs) -> session::ClientOptions {
         connect_timeout: Duration::from_secs(a.connect_timeout.max(1)),
         attempt_timeout: Duration::from_secs(a.timeout.max(1)),
         max_attempts,
+        deadline: Some(Duration::from_secs(a.total_timeout)),
         ..session::ClientOptions::default()
     }
 }
@@ -400,7 +455,7 @@ pub(crate) fn session_params(a: &CredentialArgs) -> Result<session::SessionParam
             "--tpm-key-password and --no-tpm-key-password exclude each other".into(),
         ));
     }
-    Ok(session::SessionParams::new(
+    let params = session::SessionParams::new(
         &a.trust_anchor_arn,
         &a.profile_arn,
         &a.role_arn,
@@ -408,7 +463,14 @@ pub(crate) fn session_params(a: &CredentialArgs) -> Result<session::SessionParam
         a.endpoint.as_deref(),
         a.session_duration,
         a.role_session_name.as_deref(),
-    )?)
+    )?;
+    params.check_transport(a.allow_plain_http)?;
+    if a.allow_plain_http && params.url().scheme() == "http" {
+        tracing::warn!(
+            "--allow-plain-http: the request and the credentials cross the network unencrypted"
+        );
+    }
+    Ok(params)
 }
 
 /// A single-threaded tokio runtime (one process, one request at a time).
@@ -420,8 +482,8 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 fn credential_process(a: CredentialProcessArgs) -> Result<(), CliError> {
-    let creds = process_credentials(&a, a.refresh_before, || {
-        let p = prepare(&a.credential)?;
+    let creds = process_credentials(&a, a.refresh_before, |release| {
+        let p = prepare_with(&a.credential, Some(release))?;
         Ok(runtime()?.block_on(
             p.client
                 .create_session(&p.params, &p.identity, &SystemClock),
@@ -430,16 +492,35 @@ fn credential_process(a: CredentialProcessArgs) -> Result<(), CliError> {
     write_stdout(output::process::render(&creds).as_bytes())
 }
 
+/// Called before a password prompt: releases the credential cache lock, so that other
+/// processes for the same profile do not wait on a person at a terminal.
+pub(crate) type BeforePrompt = Arc<dyn Fn() + Send + Sync>;
+
 /// Credentials as `credential-process` obtains them: from the cache when it holds
 /// some valid for longer than `fresh_for` (unless `--no-cache`), else from `fetch`,
-/// with one process per cache key talking to the service while the others wait.
+/// with one process per cache key talking to the service while the others wait (at
+/// most `--total-timeout`). `fetch` gets the callback to run before any prompt.
 pub(crate) fn process_credentials(
     a: &CredentialProcessArgs,
     fresh_for: Duration,
-    fetch: impl FnOnce() -> Result<iamra::credentials::TemporaryCredentials, CliError>,
+    fetch: impl FnOnce(BeforePrompt) -> Result<iamra::credentials::TemporaryCredentials, CliError>,
 ) -> Result<iamra::credentials::TemporaryCredentials, CliError> {
+    // The cache lock, once taken: released before any password prompt.
+    let held: Arc<std::sync::Mutex<Option<iamra::cache::Lock>>> = Arc::default();
+    let release: BeforePrompt = {
+        let held = held.clone();
+        Arc::new(move || {
+            let lock = held
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            if lock.is_some() {
+                tracing::debug!("releasing the credential cache lock while prompting");
+            }
+        })
+    };
     if a.no_cache {
-        return fetch();
+        return fetch(release);
     }
     let params = session_params(&a.credential)?;
     let cache = match iamra::cache::default_dir()
@@ -449,7 +530,7 @@ pub(crate) fn process_credentials(
         Ok(cache) => cache,
         Err(e) => {
             tracing::warn!("credential cache disabled: {}", iamra::error::chain(&e));
-            return fetch();
+            return fetch(release);
         }
     };
     let c = &a.credential;
@@ -469,21 +550,25 @@ pub(crate) fn process_credentials(
         tracing::debug!(path = %entry.path().display(), "using cached credentials");
         return Ok(creds);
     }
-    // Miss: one process per key talks to the service; the others wait for it.
-    let _lock = match entry.lock() {
-        Ok(lock) => Some(lock),
+    // Miss: one process per key talks to the service; the others wait for it, at
+    // most as long as one CreateSession call may take.
+    match entry.lock_within(Duration::from_secs(a.credential.total_timeout)) {
+        Ok(lock) => {
+            *held
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(lock);
+        }
         Err(e) => {
             tracing::warn!(
                 "credential cache lock unavailable: {}",
                 iamra::error::chain(&e)
             );
-            None
         }
-    };
+    }
     if let Some(creds) = entry.read_fresh(SystemClock.now(), fresh_for) {
         return Ok(creds);
     }
-    let creds = fetch()?;
+    let creds = fetch(release)?;
     if let Err(e) = entry.store(&creds) {
         tracing::warn!("credentials not cached: {}", iamra::error::chain(&e));
     }

@@ -17,6 +17,45 @@ pub const PKCS11_PIN_ENV: &str = "IAMRA_PKCS11_PIN";
 /// Environment variable holding the TPM key password.
 pub const TPM_ENV: &str = "IAMRA_TPM_KEY_PASSWORD";
 
+/// What the password variables held at start (`Err`: not UTF-8).
+type Taken = Vec<(&'static str, Result<SecretString, ()>)>;
+
+static TAKEN: std::sync::OnceLock<Taken> = std::sync::OnceLock::new();
+
+/// Reads the password and PIN variables once and removes them from this process's
+/// environment, so that they do not stay readable in it (nor reach a process
+/// started later). Must be called first thing in `main`, while the process has a
+/// single thread.
+pub fn take_from_environment() {
+    let mut taken = Vec::new();
+    for name in [PKCS8_ENV, PKCS12_ENV, PKCS11_PIN_ENV, TPM_ENV] {
+        let Some(value) = std::env::var_os(name) else {
+            continue;
+        };
+        // SAFETY: called as the first statement of `main`, before any other thread
+        // exists, so nothing reads or writes the environment concurrently.
+        #[allow(unsafe_code, reason = "remove_var before any thread starts")]
+        unsafe {
+            std::env::remove_var(name)
+        };
+        let secret = value
+            .into_string()
+            .map(|v| SecretString::from(Zeroizing::new(v).as_str()))
+            .map_err(|_| ());
+        taken.push((name, secret));
+    }
+    let _ = TAKEN.set(taken);
+}
+
+/// The value variable `name` held at start.
+fn taken(name: &str) -> Option<&'static Result<SecretString, ()>> {
+    TAKEN
+        .get()?
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
 /// One password's configured sources.
 #[derive(Default)]
 pub struct Sources {
@@ -30,7 +69,7 @@ pub struct Sources {
 
 impl Sources {
     fn configured(&self) -> bool {
-        self.flag.is_some() || self.file.is_some() || std::env::var_os(self.env).is_some()
+        self.flag.is_some() || self.file.is_some() || taken(self.env).is_some()
     }
 
     fn get(&self) -> Result<Option<SecretString>, String> {
@@ -56,12 +95,10 @@ impl Sources {
             }
             return Ok(Some(SecretString::from(text.as_str())));
         }
-        match std::env::var(self.env) {
-            Ok(v) => Ok(Some(SecretString::from(v))),
-            Err(std::env::VarError::NotPresent) => Ok(None),
-            Err(std::env::VarError::NotUnicode(_)) => {
-                Err(format!("{} is not valid UTF-8", self.env))
-            }
+        match taken(self.env) {
+            Some(Ok(v)) => Ok(Some(v.clone())),
+            None => Ok(None),
+            Some(Err(())) => Err(format!("{} is not valid UTF-8", self.env)),
         }
     }
 }
@@ -91,9 +128,16 @@ pub struct CliPasswords {
     pub tpm: Sources,
     /// Whether prompting on a terminal is allowed at all.
     pub allow_prompt: bool,
+    /// Called just before a prompt is shown (`credential-process` releases the
+    /// cache lock there, so that no other process waits on someone's typing).
+    pub before_prompt: Option<std::sync::Arc<dyn Fn() + Send + Sync>>,
 }
 
-fn prompt(kind: SecretKind, path: &Path) -> Result<Option<SecretString>, String> {
+fn prompt(
+    kind: SecretKind,
+    path: &Path,
+    before: Option<&(dyn Fn() + Send + Sync)>,
+) -> Result<Option<SecretString>, String> {
     // Only prompt when there is a controlling terminal: cron, systemd and SDK
     // subprocesses without one get a clear error instead of a hang.
     if std::fs::OpenOptions::new()
@@ -103,6 +147,9 @@ fn prompt(kind: SecretKind, path: &Path) -> Result<Option<SecretString>, String>
         .is_err()
     {
         return Ok(None);
+    }
+    if let Some(before) = before {
+        before();
     }
     let what = match kind {
         SecretKind::Pkcs8Password => "private key",
@@ -137,7 +184,9 @@ impl PasswordSource for CliPasswords {
         };
         match found {
             Some(p) => Ok(Some(p)),
-            None if self.allow_prompt => prompt(kind, path).map_err(err),
+            None if self.allow_prompt => {
+                prompt(kind, path, self.before_prompt.as_deref()).map_err(err)
+            }
             None => Ok(None),
         }
     }

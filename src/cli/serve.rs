@@ -55,6 +55,20 @@ pub struct Args {
     /// stdin, `env:NAME` for a variable).
     #[arg(long, value_name = "FILE", env = "IAMRA_ECS_TOKEN_FROM_FILE")]
     pub ecs_token_from_file: Option<PathBuf>,
+    /// Write the --ecs-token-file readable by this group (name or number; mode 0640)
+    /// instead of mode 0600, for clients running as another user of that group.
+    #[arg(
+        long,
+        value_name = "GROUP",
+        requires = "ecs_token_file",
+        env = "IAMRA_ECS_TOKEN_FILE_GROUP"
+    )]
+    pub ecs_token_file_group: Option<String>,
+    /// Serve the IMDSv2 routes. IMDSv2 has no secret: any local process can get
+    /// credentials from them. Default: true, and false when an ECS token is configured
+    /// (only holders of the token then get credentials).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, value_name = "BOOL", env = "IAMRA_IMDS")]
+    pub imds: Option<bool>,
     /// Refresh this long before the credentials expire (e.g. 300, 90s, 5m, 1h), minus a
     /// random tenth of the wait.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, env = "IAMRA_REFRESH_BEFORE")]
@@ -82,6 +96,20 @@ pub(super) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send 
             }
         }
         tracing::info!("signal received; stopping");
+    }
+}
+
+/// Completes when the refresher has stopped for good, with its reason.
+pub(super) async fn stopped_reason(
+    rx: &mut tokio::sync::watch::Receiver<iamra::refresh::Snapshot>,
+) -> Arc<str> {
+    loop {
+        if let Some(reason) = rx.borrow_and_update().stopped.clone() {
+            return reason;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -140,10 +168,50 @@ fn token_file_for_clients(path: &Path) -> Option<String> {
     }
 }
 
+/// The id of group `name` (a number, or a name from /etc/group).
+fn group_id(name: &str) -> Result<u32, CliError> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
+    groups
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(':');
+            Some((f.next()?, f.nth(1)?))
+        })
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, gid)| gid.parse().ok())
+        .ok_or_else(|| {
+            CliError::Unsupported(format!(
+                "--ecs-token-file-group {}: no such group in /etc/group (a group id works too)",
+                iamra::error::quote(name)
+            ))
+        })
+}
+
 /// The listening socket systemd passed to this process (socket activation:
-/// `LISTEN_PID` is ours and `LISTEN_FDS=1`), if any.
+/// `LISTEN_PID` is ours and `LISTEN_FDS=1`), if any. Called first thing, while the
+/// process has one thread and before any PKCS#11 module or TPM connection could
+/// have taken descriptor 3: the `LISTEN_*` variables are removed from the
+/// environment (so that nothing started later believes the socket is its own), and
+/// the adopted descriptor is made close-on-exec.
 fn activated_listener() -> Result<Option<std::net::TcpListener>, CliError> {
-    let (Ok(pid), Ok(fds)) = (std::env::var("LISTEN_PID"), std::env::var("LISTEN_FDS")) else {
+    let pid = std::env::var("LISTEN_PID");
+    let fds = std::env::var("LISTEN_FDS");
+    if pid.is_err() && fds.is_err() {
+        return Ok(None);
+    }
+    for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        // SAFETY: `serve` calls this before it starts a runtime, loads a PKCS#11
+        // module or opens a TPM: the process has a single thread, so nothing reads
+        // or writes the environment concurrently.
+        #[allow(unsafe_code, reason = "remove_var before any thread starts")]
+        unsafe {
+            std::env::remove_var(name)
+        };
+    }
+    let (Ok(pid), Ok(fds)) = (pid, fds) else {
         return Ok(None);
     };
     if pid.trim() != std::process::id().to_string() {
@@ -151,7 +219,8 @@ fn activated_listener() -> Result<Option<std::net::TcpListener>, CliError> {
     }
     if fds.trim() != "1" {
         return Err(CliError::Unsupported(format!(
-            "LISTEN_FDS={fds}: iamra serve takes exactly one socket from systemd (one ListenStream= in the .socket unit)"
+            "LISTEN_FDS={}: iamra serve takes exactly one socket from systemd (one ListenStream= in the .socket unit)",
+            iamra::error::quote(&fds)
         )));
     }
     use std::os::unix::fs::FileTypeExt as _;
@@ -165,16 +234,24 @@ fn activated_listener() -> Result<Option<std::net::TcpListener>, CliError> {
     }
     // SAFETY: systemd hands the process named by LISTEN_PID (checked above to be this
     // one) ownership of file descriptor 3 (SD_LISTEN_FDS_START), checked above to be an
-    // open socket; nothing else in iamra opens or uses descriptor 3 by number, and it is
-    // wrapped exactly once.
+    // open socket; this runs before iamra opens anything else (no token, TPM or
+    // runtime descriptor can be number 3), nothing uses descriptor 3 by number, and it
+    // is wrapped exactly once.
     #[allow(unsafe_code, reason = "adopting the socket systemd passed (fd 3)")]
     let listener = unsafe { <std::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(3) };
+    rustix::io::fcntl_setfd(&listener, rustix::io::FdFlags::CLOEXEC).map_err(|e| {
+        CliError::Unsupported(format!(
+            "cannot make the socket passed by systemd close-on-exec: {e}"
+        ))
+    })?;
     Ok(Some(listener))
 }
 
 /// Runs `serve` until SIGTERM or SIGINT.
 pub fn run(a: Args) -> Result<(), CliError> {
     check_refresh_before(a.refresh_before, a.credential.session_duration)?;
+    // Before anything else opens a descriptor (see activated_listener).
+    let activated = activated_listener()?;
     let p = super::prepare(&a.credential)?;
     let role_arn = p.params.role().clone();
     // This runtime refreshes the credentials and waits for signals; the server
@@ -191,16 +268,30 @@ pub fn run(a: Args) -> Result<(), CliError> {
             (None, Some(path)) => Some(ecs::read_token_file(path)?),
             (None, None) => None,
         };
+        let token_group = a
+            .ecs_token_file_group
+            .as_deref()
+            .map(group_id)
+            .transpose()?;
+        // An ECS token restricts access only if the IMDS routes (which need no
+        // secret) are off: it turns them off unless --imds says otherwise.
+        let imds = a.imds.unwrap_or(ecs_token.is_none());
+        if imds && ecs_token.is_some() {
+            tracing::warn!(
+                "--imds with an ECS token: any local process can get credentials from the IMDS routes, without the token"
+            );
+        }
         let config = ServerConfig {
             addr: SocketAddr::new(a.bind, a.port),
             allow_non_loopback: a.allow_non_loopback_bind,
             hop_limit: a.hop_limit,
             role_arn,
             ecs_token: ecs_token.clone(),
+            imds,
             limits: server::Limits::default(),
             threads: a.threads.map_or_else(server::default_threads, usize::from),
         };
-        let server = match activated_listener()? {
+        let server = match activated {
             Some(listener) => {
                 tracing::info!(
                     "using the socket passed by systemd; --bind and --port do not apply"
@@ -210,7 +301,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
             None => Server::bind(config)?,
         };
         if let (Some(path), Some(token)) = (&a.ecs_token_file, &ecs_token) {
-            ecs::write_token_file(path, token)?;
+            ecs::write_token_file(path, token, token_group)?;
         }
         drop(ecs_token);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -222,10 +313,13 @@ pub fn run(a: Args) -> Result<(), CliError> {
         };
         let refresher =
             Refresher::spawn(source, clock.clone(), policy(a.refresh_before), Some(first));
-        let mut lines = format!(
-            "export AWS_EC2_METADATA_SERVICE_ENDPOINT={}\n",
-            shell_quote(&server.imds_endpoint())
-        );
+        let mut lines = String::new();
+        if let Some(endpoint) = server.imds_endpoint() {
+            lines.push_str(&format!(
+                "export AWS_EC2_METADATA_SERVICE_ENDPOINT={}\n",
+                shell_quote(&endpoint)
+            ));
+        }
         if let Some(uri) = server.ecs_uri() {
             lines.push_str(&format!(
                 "export AWS_CONTAINER_CREDENTIALS_FULL_URI={}\n",
@@ -250,9 +344,27 @@ pub fn run(a: Args) -> Result<(), CliError> {
             let _ = out.write_all(lines.as_bytes()).and_then(|()| out.flush());
         }
         tracing::info!("listening on {}", server.local_addr());
-        server.run(refresher.subscribe(), clock, shutdown).await?;
+        // Stop on a signal, or when refreshing stopped for good (a refused PIN or
+        // password: never retried, see refresh.rs).
+        let stopped: std::sync::Mutex<Option<Arc<str>>> = std::sync::Mutex::new(None);
+        let mut watch = refresher.subscribe();
+        let stop = async {
+            tokio::select! {
+                () = &mut shutdown => {}
+                reason = stopped_reason(&mut watch) => {
+                    *stopped.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason);
+                }
+            }
+        };
+        server.run(refresher.subscribe(), clock, stop).await?;
         drop(refresher);
-        Ok(())
+        match stopped
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            Some(reason) => Err(CliError::AuthenticationStopped(reason.to_string())),
+            None => Ok(()),
+        }
     })
 }
 

@@ -114,6 +114,9 @@ pub fn run(a: Args) -> Result<(), CliError> {
         let mut failures = 0u32;
         loop {
             let snapshot = rx.borrow_and_update().clone();
+            if let Some(reason) = snapshot.stopped {
+                return Err(CliError::AuthenticationStopped(reason.to_string()));
+            }
             if snapshot.generation > written
                 && let Some(c) = snapshot.credentials
             {

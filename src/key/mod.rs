@@ -204,6 +204,21 @@ pub enum SignError {
     /// The TPM refused to sign (wrong password, lockout, lost connection...).
     #[error(transparent)]
     Tpm(#[from] TpmError),
+    /// The PKCS#11 token refused to sign or to log in again.
+    #[error(transparent)]
+    Pkcs11(#[from] pkcs11::Pkcs11Error),
+}
+
+impl SignError {
+    /// Whether a PIN or password was refused (or the key is locked): never worth a
+    /// retry, since each try counts towards a lockout.
+    pub fn is_authentication(&self) -> bool {
+        match self {
+            SignError::Backend(_) => false,
+            SignError::Tpm(e) => e.is_authentication(),
+            SignError::Pkcs11(e) => e.is_authentication(),
+        }
+    }
 }
 
 /// Something that signs with a private key held somewhere: memory, a token, a TPM.
@@ -376,6 +391,28 @@ pub enum KeyError {
         /// Why.
         reason: String,
     },
+}
+
+impl KeyError {
+    /// Whether a hardware key refused its password or is locked (a wrong password
+    /// for a key file is an ordinary error: nothing locks).
+    pub fn is_authentication(&self) -> bool {
+        match self {
+            KeyError::Tpm(e) => e.is_authentication(),
+            KeyError::WrongPassword { .. }
+            | KeyError::Read(_)
+            | KeyError::NoKey { .. }
+            | KeyError::Malformed { .. }
+            | KeyError::Unsupported { .. }
+            | KeyError::PasswordRequired { .. }
+            | KeyError::UnsupportedEncryption { .. }
+            | KeyError::Pkcs12 { .. }
+            | KeyError::TpmUnsupported { .. }
+            | KeyError::Mismatch { .. }
+            | KeyError::Inconsistent { .. }
+            | KeyError::PasswordSource { .. } => false,
+        }
+    }
 }
 
 /// Checks that `key` is the private half of `cert`'s public key.

@@ -66,7 +66,7 @@ const NEW_DIR_MODE: u32 = 0o700;
 #[non_exhaustive]
 pub enum CredentialsFileError {
     /// The profile name cannot be a section name.
-    #[error("--profile {0:?} is not a usable profile name: {1}")]
+    #[error("--profile {} is not a usable profile name: {}", crate::error::quote(.0), .1)]
     InvalidProfile(String, &'static str),
     /// Neither `AWS_SHARED_CREDENTIALS_FILE` nor `HOME` is set.
     #[error("no credentials file: set AWS_SHARED_CREDENTIALS_FILE or HOME")]
@@ -292,8 +292,13 @@ pub fn rewrite(
         .into_bytes(),
     ));
     for (key, value) in KEYS.iter().zip(values) {
-        // Security: the line holds a secret; it only goes to the credentials file.
-        news.push(Zeroizing::new(format!("{key} = {value}").into_bytes()));
+        // Security: the line holds a secret; it only goes to the credentials file. The
+        // buffer is sized once, so no reallocation leaves a copy behind.
+        let mut line = Zeroizing::new(Vec::with_capacity(key.len() + 3 + value.len()));
+        line.extend_from_slice(key.as_bytes());
+        line.extend_from_slice(b" = ");
+        line.extend_from_slice(value.as_bytes());
+        news.push(line);
     }
     const COMMENT: usize = 3;
     const LINE: usize = 4;
@@ -384,7 +389,12 @@ pub fn rewrite(
     }
 
     let header = format!("[{profile}]").into_bytes();
-    let mut result = Zeroizing::new(Vec::with_capacity(original.len() + 4096));
+    // Sized for the worst case (every new line inserted, with a header, separators
+    // and line ends), so that the buffer holding the secrets is never reallocated.
+    let new_bytes: usize = news.iter().map(|n| n.len()).sum();
+    let mut result = Zeroizing::new(Vec::with_capacity(
+        original.len() + new_bytes + header.len() + 256,
+    ));
     let mut pending = inserts.into_iter().peekable();
     let emit_block = |result: &mut Zeroizing<Vec<u8>>, block: &[usize], last_eol: &[u8]| {
         for (n, &item) in block.iter().enumerate() {
@@ -440,6 +450,11 @@ pub enum Mode {
     KeepOr(u32),
     /// Always this mode.
     Exactly(u32),
+    /// Keep an existing file's owner, but always this mode.
+    KeepOwner(u32),
+    /// Always this mode, and this group (the file is given to the group before it
+    /// appears under its name).
+    ExactlyWithGroup(u32, u32),
 }
 
 /// An exclusive advisory lock on `<file>.lock` next to `file`, released on drop.
@@ -459,6 +474,9 @@ pub fn lock(file: &Path) -> Result<FileLock, CredentialsFileError> {
         .create(true)
         .truncate(false)
         .mode(NEW_FILE_MODE)
+        // A symlink planted as the lock file must not make us create or lock
+        // another file.
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&lock_path)
         .map_err(io("open the lock file", &lock_path))?;
     f.lock().map_err(io("lock", &lock_path))?;
@@ -506,7 +524,13 @@ pub fn write_atomically(path: &Path, data: &[u8], mode: Mode) -> Result<(), Cred
     };
     let final_mode = match (mode, &existing) {
         (Mode::KeepOr(_), Some(m)) => m.permissions().mode() & 0o7777,
-        (Mode::KeepOr(new) | Mode::Exactly(new), _) => new,
+        (
+            Mode::KeepOr(new)
+            | Mode::Exactly(new)
+            | Mode::ExactlyWithGroup(new, _)
+            | Mode::KeepOwner(new),
+            _,
+        ) => new,
     };
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let (tmp_path, mut tmp) = loop {
@@ -528,9 +552,12 @@ pub fn write_atomically(path: &Path, data: &[u8], mode: Mode) -> Result<(), Cred
     };
     let result = (|| {
         tmp.write_all(data).map_err(io("write", &tmp_path))?;
+        if let Mode::ExactlyWithGroup(_, gid) = mode {
+            fchown(&tmp, None, Some(gid)).map_err(io("give the group to", &tmp_path))?;
+        }
         tmp.set_permissions(std::fs::Permissions::from_mode(final_mode))
             .map_err(io("set the mode of", &tmp_path))?;
-        if let (Mode::KeepOr(_), Some(m)) = (mode, &existing) {
+        if let (Mode::KeepOr(_) | Mode::KeepOwner(_), Some(m)) = (mode, &existing) {
             let ours = tmp.metadata().map_err(io("inspect", &tmp_path))?;
             if (ours.uid(), ours.gid()) != (m.uid(), m.gid())
                 && let Err(e) = fchown(&tmp, Some(m.uid()), Some(m.gid()))
@@ -596,7 +623,20 @@ pub fn write_profile(
     let _lock = lock(&target)?;
     let original = read_existing(&target)?;
     let updated = rewrite(&original, profile, creds)?;
-    write_atomically(&target, &updated, Mode::KeepOr(NEW_FILE_MODE))
+    // The file now holds a secret key: whatever its mode was, it becomes 0600 (as
+    // the AWS CLI writes it), keeping its owner.
+    let loose = std::fs::metadata(&target)
+        .ok()
+        .map(|m| m.mode() & 0o7777)
+        .filter(|m| m & 0o077 != 0);
+    write_atomically(&target, &updated, Mode::KeepOwner(NEW_FILE_MODE))?;
+    if let Some(old) = loose {
+        tracing::warn!(
+            "credentials file {} was mode {old:04o}, readable by other users; it is now 0600",
+            target.display()
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,15 +11,19 @@ use crate::credentials::TemporaryCredentials;
 
 /// Renders the JSON document. The result holds secrets and is zeroized on drop.
 pub fn render(creds: &TemporaryCredentials) -> Zeroizing<String> {
-    let q = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
+    use super::Part::{Json, Raw};
     // Security: this string carries the secret key and token; it goes to stdout only.
-    Zeroizing::new(format!(
-        "{{\"Version\":1,\"AccessKeyId\":{},\"SecretAccessKey\":{},\"SessionToken\":{},\"Expiration\":{}}}",
-        q(creds.access_key_id()),
-        Zeroizing::new(q(creds.secret_access_key())).as_str(),
-        Zeroizing::new(q(creds.session_token())).as_str(),
-        q(creds.expiration()),
-    ))
+    super::secret_document(&[
+        Raw("{\"Version\":1,\"AccessKeyId\":"),
+        Json(creds.access_key_id()),
+        Raw(",\"SecretAccessKey\":"),
+        Json(creds.secret_access_key()),
+        Raw(",\"SessionToken\":"),
+        Json(creds.session_token()),
+        Raw(",\"Expiration\":"),
+        Json(creds.expiration()),
+        Raw("}"),
+    ])
 }
 
 #[cfg(test)]

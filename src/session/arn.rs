@@ -32,7 +32,7 @@ impl ArnKind {
 
 /// An ARN failed its local check.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{} {value:?} is not a valid ARN: {reason} (expected {})", kind.flag(), kind.expected())]
+#[error("{} {} is not a valid ARN: {reason} (expected {})", kind.flag(), crate::error::quote(value), kind.expected())]
 pub struct ArnError {
     /// Which ARN.
     pub kind: ArnKind,

@@ -5,15 +5,27 @@
 #[non_exhaustive]
 pub enum EndpointError {
     /// `--endpoint` is not an http(s) URL.
-    #[error("--endpoint {value:?} is not a valid URL: {reason}")]
+    #[error(
+        "--endpoint {} is not a valid URL: {reason}",
+        crate::error::quote(value)
+    )]
     BadUrl {
         /// The value given.
         value: String,
         /// What is wrong.
         reason: String,
     },
+    /// A plain `http://` endpoint on another host, without the flag that allows it.
+    #[error(
+        "--endpoint uses plain http:// to {}, which is not this host: the credentials would cross the network unencrypted; use https://, or pass --allow-plain-http",
+        crate::error::quote(host)
+    )]
+    PlainHttp {
+        /// The endpoint's host.
+        host: String,
+    },
     /// `--region` is malformed.
-    #[error("--region {0:?} is not a region name (like us-east-1)")]
+    #[error("--region {} is not a region name (like us-east-1)", crate::error::quote(.0))]
     BadRegion(String),
 }
 
@@ -88,6 +100,30 @@ pub fn sessions_url(region: &str, endpoint: Option<&str>) -> Result<reqwest::Url
     Ok(url)
 }
 
+/// Refuses a plain `http://` URL whose host is not loopback (`127.0.0.0/8`, `::1`,
+/// `localhost`) unless `allowed`: the signed request and the credentials in the
+/// answer would cross the network in clear text. Loopback stays allowed (tests, a
+/// local TLS-terminating proxy).
+pub fn check_plain_http(url: &reqwest::Url, allowed: bool) -> Result<(), EndpointError> {
+    if url.scheme() != "http" || allowed {
+        return Ok(());
+    }
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(EndpointError::PlainHttp {
+            host: url.host_str().unwrap_or_default().to_string(),
+        })
+    }
+}
+
 /// The `Host` header value for `url`: host, plus the port when not the default.
 pub fn host_header(url: &reqwest::Url) -> String {
     let host = url.host_str().unwrap_or_default();
@@ -134,5 +170,26 @@ mod tests {
             "--endpoint \"https://***@gw.example/\" is not a valid URL: it must not hold credentials"
         );
         assert!(sessions_url("us-east-1", Some("not a url")).is_err());
+    }
+
+    #[test]
+    fn plain_http_is_for_this_host_only_unless_allowed() {
+        let url = |u: &str| sessions_url("us-east-1", Some(u)).unwrap();
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://127.3.2.1",
+            "http://[::1]:80",
+            "http://localhost:9",
+            "https://gw.example",
+        ] {
+            check_plain_http(&url(ok), false).unwrap();
+        }
+        let e = check_plain_http(&url("http://gw.example/ra"), false).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--endpoint uses plain http:// to \"gw.example\", which is not this host: the credentials would cross the network unencrypted; use https://, or pass --allow-plain-http"
+        );
+        assert!(check_plain_http(&url("http://10.0.0.1"), false).is_err());
+        check_plain_http(&url("http://10.0.0.1"), true).unwrap();
     }
 }

@@ -31,6 +31,8 @@ use crate::sigv4x509::{self, SignableRequest, canonical_request::uri_encode};
 pub const MIN_DURATION: u32 = 900;
 /// Longest session the service grants.
 pub const MAX_DURATION: u32 = 43200;
+/// The default overall deadline of one `CreateSession` call.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 /// Largest response body accepted.
 const MAX_RESPONSE: usize = 1024 * 1024;
 
@@ -59,7 +61,8 @@ pub enum SessionError {
     Duration(i64),
     /// `--role-session-name` invalid.
     #[error(
-        "--role-session-name {0:?} is invalid: use 2 to 64 characters from A-Z a-z 0-9 + = , . @ _ -"
+        "--role-session-name {} is invalid: use 2 to 64 characters from A-Z a-z 0-9 + = , . @ _ -",
+        crate::error::quote(.0)
     )]
     SessionName(String),
     /// The CA bundle could not be used.
@@ -99,9 +102,57 @@ pub enum SessionError {
     /// The service answered with something unusable.
     #[error("{0}")]
     BadResponse(String),
+    /// The answer's expiration is unparsable, in the past or absurdly far ahead:
+    /// the credentials are neither used nor cached, and retrying soon will not help
+    /// (a clock or endpoint problem).
+    #[error("{0}")]
+    Expiration(String),
     /// Signing failed.
     #[error(transparent)]
     Sign(#[from] SignError),
+    /// The whole call took longer than its deadline.
+    #[error(
+        "CreateSession at {url} did not complete within {}s (attempt {attempts}): stalled {stalled}",
+        deadline.as_secs_f64()
+    )]
+    Deadline {
+        /// Where.
+        url: String,
+        /// The deadline.
+        deadline: Duration,
+        /// The attempt under way.
+        attempts: u32,
+        /// What it was waiting for, e.g. `reading the response body`.
+        stalled: &'static str,
+    },
+}
+
+/// What a `CreateSession` call is doing (for [`SessionError::Deadline`]).
+#[derive(Debug, Default)]
+struct Progress {
+    stage: std::sync::atomic::AtomicU8,
+    attempt: std::sync::atomic::AtomicU32,
+}
+
+const STAGE_SIGNING: u8 = 0;
+const STAGE_HEADERS: u8 = 1;
+const STAGE_BODY: u8 = 2;
+const STAGE_BACKOFF: u8 = 3;
+
+impl Progress {
+    fn set(&self, stage: u8) {
+        self.stage
+            .store(stage, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn describe(&self) -> &'static str {
+        match self.stage.load(std::sync::atomic::Ordering::Relaxed) {
+            STAGE_SIGNING => "signing the request",
+            STAGE_HEADERS => "connecting or waiting for the response headers",
+            STAGE_BODY => "reading the response body",
+            _ => "waiting to retry",
+        }
+    }
 }
 
 /// What to ask for.
@@ -165,6 +216,12 @@ impl SessionParams {
         })
     }
 
+    /// Refuses a plain `http://` endpoint that is not on this host unless
+    /// `allow_plain_http` ([`endpoint::check_plain_http`]).
+    pub fn check_transport(&self, allow_plain_http: bool) -> Result<(), SessionError> {
+        Ok(endpoint::check_plain_http(&self.url, allow_plain_http)?)
+    }
+
     /// The signing region.
     pub fn region(&self) -> &str {
         &self.region
@@ -225,6 +282,10 @@ pub struct ClientOptions {
     pub base_delay: Duration,
     /// Largest backoff delay (also caps `Retry-After`).
     pub max_delay: Duration,
+    /// Longest a whole `CreateSession` call may take, every attempt and backoff
+    /// included (`None`: no overall limit). A slow signature on a token counts too,
+    /// but a token call that blocks is not interrupted.
+    pub deadline: Option<Duration>,
 }
 
 impl Default for ClientOptions {
@@ -237,6 +298,7 @@ impl Default for ClientOptions {
             max_attempts: 3,
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(20),
+            deadline: Some(DEFAULT_DEADLINE),
         }
     }
 }
@@ -305,10 +367,43 @@ impl Client {
         identity: &Identity,
         clock: &dyn Clock,
     ) -> Result<TemporaryCredentials, SessionError> {
+        let progress = Progress::default();
+        let work = self.create_session_attempts(params, identity, clock, &progress);
+        let Some(deadline) = self.options.deadline else {
+            return work.await;
+        };
+        match tokio::time::timeout(deadline, work).await {
+            Ok(result) => result,
+            Err(_) => Err(SessionError::Deadline {
+                url: params.url().to_string(),
+                deadline,
+                attempts: progress
+                    .attempt
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    .max(1),
+                stalled: progress.describe(),
+            }),
+        }
+    }
+
+    async fn create_session_attempts(
+        &self,
+        params: &SessionParams,
+        identity: &Identity,
+        clock: &dyn Clock,
+        progress: &Progress,
+    ) -> Result<TemporaryCredentials, SessionError> {
         let max = self.options.max_attempts.max(1);
         let mut attempt = 1;
         loop {
-            match self.attempt(params, identity, clock, attempt).await? {
+            progress
+                .attempt
+                .store(attempt, std::sync::atomic::Ordering::Relaxed);
+            progress.set(STAGE_SIGNING);
+            match self
+                .attempt(params, identity, clock, attempt, progress)
+                .await?
+            {
                 Attempt::Done(c) => return Ok(c),
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Retry {
@@ -321,6 +416,7 @@ impl Client {
                     }
                     let delay = self.backoff(attempt, retry_after);
                     tracing::info!(attempt, max, delay_ms = delay.as_millis() as u64, %reason, "CreateSession attempt failed; retrying");
+                    progress.set(STAGE_BACKOFF);
                     tokio::time::sleep(delay).await;
                     attempt += 1;
                 }
@@ -370,6 +466,7 @@ impl Client {
         identity: &Identity,
         clock: &dyn Clock,
         attempt: u32,
+        progress: &Progress,
     ) -> Result<Attempt, SessionError> {
         let url = params.url();
         let query = params.query();
@@ -419,6 +516,7 @@ impl Client {
                 last,
             }
         };
+        progress.set(STAGE_HEADERS);
         let mut response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
@@ -446,7 +544,13 @@ impl Client {
         let retry_after = header("retry-after")
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let mut body = zeroize::Zeroizing::new(Vec::new());
+        // Reserved at the announced length (bounded), so that the buffer holding the
+        // credentials does not grow, leaving unwiped copies behind, as chunks arrive.
+        let announced = response.content_length().map_or(0, |n| {
+            usize::try_from(n).unwrap_or(MAX_RESPONSE).min(MAX_RESPONSE)
+        });
+        let mut body = zeroize::Zeroizing::new(Vec::with_capacity(announced));
+        progress.set(STAGE_BODY);
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
@@ -468,7 +572,10 @@ impl Client {
         }
         if (200..300).contains(&status) {
             return Ok(match response::parse_success(&body) {
-                Ok(c) => Attempt::Done(c),
+                Ok(c) => match response::check_expiration(&c, clock.now()) {
+                    Ok(()) => Attempt::Done(c),
+                    Err(reason) => Attempt::Fail(SessionError::Expiration(reason)),
+                },
                 Err(reason) => Attempt::Fail(SessionError::BadResponse(reason)),
             });
         }

@@ -26,9 +26,19 @@ struct Credentials {
     expiration: String,
 }
 
+/// The latest expiration accepted: the longest session the service grants (12 h)
+/// plus [`MAX_CLOCK_SKEW`].
+pub const MAX_LIFETIME: ::time::Duration =
+    ::time::Duration::seconds(super::MAX_DURATION as i64 + MAX_CLOCK_SKEW.whole_seconds());
+
+/// How far the service's clock may be ahead of ours (SigV4 itself refuses requests
+/// more than 5 minutes off).
+pub const MAX_CLOCK_SKEW: ::time::Duration = ::time::Duration::minutes(15);
+
 /// Parses a successful answer. Anything missing, mistyped or unparsable is an
 /// error; a half-filled credential is never returned. The error text never quotes
-/// the body (it may hold secrets).
+/// the body (it may hold secrets). The expiration is checked against the clock by
+/// [`check_expiration`] (the session client calls both).
 pub fn parse_success(body: &[u8]) -> Result<TemporaryCredentials, String> {
     let parsed: Body = serde_json::from_slice(body).map_err(|e| {
         // serde_json's message names the field and position, not the value.
@@ -60,8 +70,8 @@ pub fn parse_success(body: &[u8]) -> Result<TemporaryCredentials, String> {
     )
     .map_err(|_| {
         format!(
-            "CreateSession response has an unparsable expiration {:?}",
-            c.expiration
+            "CreateSession response has an unparsable expiration {}",
+            crate::error::quote(&c.expiration)
         )
     })?;
     Ok(TemporaryCredentials::new(
@@ -71,6 +81,31 @@ pub fn parse_success(body: &[u8]) -> Result<TemporaryCredentials, String> {
         c.expiration,
         expires_at,
     ))
+}
+
+/// Refuses credentials received at `now` whose expiration is not after `now` or
+/// more than [`MAX_LIFETIME`] ahead of it: they would be useless or kept far too
+/// long, and far-future times overflow date arithmetic.
+pub fn check_expiration(
+    credentials: &TemporaryCredentials,
+    now: ::time::OffsetDateTime,
+) -> Result<(), String> {
+    let text = credentials.expiration();
+    let expires_at = credentials.expires_at();
+    if expires_at <= now {
+        return Err(format!(
+            "CreateSession response has an expiration in the past ({}); is the system clock right?",
+            crate::error::quote(text)
+        ));
+    }
+    let latest = now.checked_add(MAX_LIFETIME);
+    if latest.is_none_or(|latest| expires_at > latest) {
+        return Err(format!(
+            "CreateSession response has an expiration more than 12 hours and 15 minutes ahead ({}); is the system clock right?",
+            crate::error::quote(text)
+        ));
+    }
+    Ok(())
 }
 
 fn describe_json_error(e: &serde_json::Error) -> String {

@@ -1951,6 +1951,12 @@ fn broken_service_answers_fail_every_command_cleanly() {
         ("429", &["--max-attempts", "1"]),
         ("access-denied", &[]),
         ("delay:3000", &["--max-attempts", "1", "--timeout", "1"]),
+        // Expirations past year 9999 in UTC (an abort before) or in the past.
+        ("far-future", &[]),
+        ("expired", &[]),
+        // Stalled answers end at the overall deadline.
+        ("stall", &["--total-timeout", "2"]),
+        ("hang", &["--total-timeout", "2"]),
     ];
     let mut found = Vec::new();
     let mut total = 0;
@@ -2016,13 +2022,273 @@ fn broken_service_answers_fail_every_command_cleanly() {
             }
         }
     }
-    assert!(total >= 28);
+    assert!(total >= 40);
     assert!(
         found.is_empty(),
         "{} bad case(s):\n{}",
         found.len(),
         found.join("\n")
     );
+}
+
+// ---------------------------------------------------------------------------------
+// Long values, locked hardware keys
+
+/// Longest stderr line a bad value may produce: the value is quoted to 100
+/// characters, then `…` and its length (the SDKs paste our stderr into theirs).
+const MAX_LINE: usize = 400;
+
+fn long_value_cases() -> Vec<Case> {
+    let ten_kb_arn = format!(
+        "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/{}",
+        "a".repeat(10 * 1024)
+    );
+    let kb = "x".repeat(1024);
+    let mut cases = vec![
+        case("10 KB --trust-anchor-arn", &{
+            let mut a = cp(&[]);
+            let i = a.iter().position(|x| x == "--trust-anchor-arn").unwrap();
+            a[i + 1] = ten_kb_arn.clone();
+            a
+        })
+        .names("--trust-anchor-arn"),
+        case("1 KB --region", &cp(&["--region", &kb])).names("--region"),
+        case(
+            "1 KB --role-session-name",
+            &cp(&["--role-session-name", &kb]),
+        )
+        .names("--role-session-name"),
+        case("1 KB --endpoint", &{
+            let mut a = cp(&[]);
+            let i = a.iter().position(|x| x == "--endpoint").unwrap();
+            a[i + 1] = format!("{kb}://gw.example");
+            a
+        })
+        .names("--endpoint"),
+        case("a plain http:// endpoint on another host", &{
+            let mut a = cp(&[]);
+            let i = a.iter().position(|x| x == "--endpoint").unwrap();
+            a[i + 1] = "http://192.0.2.1:8080".into();
+            a
+        })
+        .names("--endpoint uses plain http:// to \"192.0.2.1\""),
+        case("1 KB --session-duration", &cp(&["--session-duration", &kb]))
+            .names("--session-duration"),
+        case("1 KB --once value", &{
+            let mut a = vec!["update".to_string(), format!("--once={kb}")];
+            a.extend(cp(&[]).into_iter().skip(1));
+            a
+        })
+        .names("--once"),
+        case("1 KB --profile", &{
+            let mut a = vec![
+                "update".to_string(),
+                "--once".into(),
+                "--profile".into(),
+                format!("{kb}]"),
+            ];
+            a.extend(cp(&[]).into_iter().skip(1));
+            a
+        })
+        .names("--profile"),
+        case("1 KB --log-level", &{
+            let mut a = vec!["--log-level".to_string(), format!("{kb}=notalevel")];
+            a.extend(cp(&[]));
+            a
+        })
+        .names("--log-level"),
+        case(
+            "a 1 KB certificate path",
+            &cp(&["--certificate", &format!("/nonexistent/{kb}")]),
+        )
+        .names("certificate"),
+        case(
+            "1 KB pkcs11 attribute",
+            &cp(&["--certificate", &format!("pkcs11:{kb}=1")]),
+        )
+        .names("--certificate"),
+        case(
+            "1 KB TPM2TOOLS_TCTI",
+            &cp(&[
+                "--certificate",
+                &t("rsa2048/cert.pem"),
+                "--private-key",
+                "handle:0x81000001",
+            ]),
+        )
+        .env("TPM2TOOLS_TCTI", format!("swtpm:host={kb}"))
+        .names("TPM2TOOLS_TCTI")
+        .names("handle:0x81000001"),
+    ];
+    for c in &mut cases {
+        c.what = format!(
+            "{} ({} bytes of arguments)",
+            c.what,
+            c.args.iter().map(|a| a.len()).sum::<usize>()
+        );
+    }
+    cases
+}
+
+#[test]
+fn long_values_are_quoted_to_100_characters_with_their_length() {
+    let cases = long_value_cases();
+    let mut found = Vec::new();
+    for c in &cases {
+        let ran = run(c);
+        let mut p = problems(c, &ran);
+        if let Some(line) = ran.stderr.lines().find(|l| l.len() > MAX_LINE) {
+            p.push(format!("a {}-byte stderr line", line.len()));
+        }
+        if !p.is_empty() {
+            found.push(format!(
+                "{}: {}\n    stderr: {:.600?}",
+                c.what,
+                p.join("; "),
+                ran.stderr
+            ));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "{} bad case(s):\n{}",
+        found.len(),
+        found.join("\n")
+    );
+}
+
+/// A case of a refused PIN or password: no problem found, exit status 77.
+#[track_caller]
+fn assert_refused_case(c: &Case, ran: &Ran, problems: &[String]) {
+    assert!(
+        problems.is_empty(),
+        "{}: {problems:?}\n    stderr: {:?}",
+        c.what,
+        ran.stderr
+    );
+    assert_eq!(
+        ran.code,
+        Some(EXIT_AUTHENTICATION),
+        "{}: {:?}",
+        c.what,
+        ran.stderr
+    );
+}
+
+/// A PIN the token would lock on: refused before C_Login, exit status 77, one line
+/// naming the token and the flag.
+#[test]
+fn locked_or_final_try_pins_are_one_clear_line_and_exit_77() {
+    use crate::common::softhsm::{MODULE, PIN, SoftHsm};
+    for (flag, value) in [
+        ("CKF_USER_PIN_FINAL_TRY", 0x2_0000),
+        ("CKF_USER_PIN_LOCKED", 0x4_0000),
+    ] {
+        let Some(hsm) = SoftHsm::new() else { return };
+        hsm.add_token_flags("ra-test", value);
+        let c = case(
+            format!("token reporting {flag}"),
+            &cp(&[
+                "--certificate",
+                "pkcs11:token=ra-test;id=%02",
+                "--pkcs11-lib",
+                MODULE,
+            ]),
+        )
+        .env("SOFTHSM2_CONF", hsm.conf())
+        .env("IAMRA_PKCS11_PIN", PIN)
+        .names(flag)
+        .secret(PIN);
+        let ran = run(&c);
+        let p = problems(&c, &ran);
+        assert_refused_case(&c, &ran, &p);
+    }
+}
+
+/// A wrong TPM key password, then the lockout it leads to: one line each, exit
+/// status 77, the recovery named.
+#[cfg(feature = "tpm")]
+#[test]
+fn tpm_wrong_password_and_lockout_are_one_clear_line_and_exit_77() {
+    use crate::common::swtpm::Swtpm;
+    let Some(tpm) = Swtpm::start() else { return };
+    let key = tpm.file("tools-ec-pw.tss2.pem");
+    let args = cp(&[
+        "--certificate",
+        &tpm.file("tools-ec-pw.crt"),
+        "--private-key",
+        &key,
+    ]);
+    for (n, name) in [
+        (1, "wrong password for TPM key"),
+        (2, "wrong password for TPM key"),
+        (3, "wrong password for TPM key"),
+        (4, "tpm2_dictionarylockout --clear-lockout"),
+    ] {
+        let c = case(format!("TPM wrong password, try {n}"), &args)
+            .env("TPM2TOOLS_TCTI", tpm.tcti())
+            .env("IAMRA_TPM_KEY_PASSWORD", "not-the-password-31")
+            .names(name)
+            .secret("not-the-password-31");
+        let ran = run(&c);
+        // The warning before the try that locks the TPM is allowed as a third line.
+        let stderr: String = ran
+            .stderr
+            .lines()
+            .filter(|l| !l.starts_with("iamra: warning: the TPM has counted"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let filtered = Ran {
+            code: ran.code,
+            stdout: ran.stdout.clone(),
+            stderr,
+        };
+        let p = problems(&c, &filtered);
+        assert_refused_case(&c, &ran, &p);
+    }
+}
+
+/// `update` into a pre-existing credentials file readable by others: the file
+/// ends up 0600, and stderr says so in one warning.
+#[test]
+fn a_world_readable_credentials_file_is_tightened_to_0600_with_one_warning() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let ep = Endpoint::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("credentials");
+    std::fs::write(&file, "[other]\nregion = eu-west-1\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut args = vec![
+        "update".to_string(),
+        "--once".into(),
+        "--certificate".into(),
+    ];
+    args.push(td("rsa2048/combined.pem").display().to_string());
+    args.push("--intermediates".into());
+    args.push(td("chain.pem").display().to_string());
+    args.extend(ep.flags());
+    let out = iamra(
+        &args,
+        &[("AWS_SHARED_CREDENTIALS_FILE", file.to_str().unwrap())],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "iamra: warning: credentials file {} was mode 0644, readable by other users; it is now 0600\n",
+            file.display()
+        )
+    );
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // Written again: already 0600, nothing to say.
+    let out = iamra(
+        &args,
+        &[("AWS_SHARED_CREDENTIALS_FILE", file.to_str().unwrap())],
+    );
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
 }
 
 // ---------------------------------------------------------------------------------
@@ -2067,7 +2333,7 @@ fn serve_answers_malformed_requests_with_4xx_and_keeps_serving() {
     let ep = Endpoint::start();
     let token_dir = tempfile::tempdir().unwrap();
     let token_file = token_dir.path().join("ecs-token").display().to_string();
-    let served = crate::serve::serve(&ep, &["--ecs-token-file", &token_file], &[], 3);
+    let served = crate::serve::serve(&ep, &["--ecs-token-file", &token_file, "--imds"], &[], 3);
     let a = served.addr.as_str();
     let creds = "/latest/meta-data/iam/security-credentials/iamra-test-role";
     let h = "Host: 127.0.0.1\r\n";

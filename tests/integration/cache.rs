@@ -204,3 +204,99 @@ fn thirty_two_parallel_calls_make_one_create_session() {
     }
     assert_eq!(s.ep.requests().len(), 1, "exactly one CreateSession");
 }
+
+/// A process that holds an entry's lock for too long does not stall the others:
+/// they wait at most `--total-timeout`, then fetch on their own.
+#[test]
+fn a_lock_held_too_long_is_waited_for_a_bounded_time() {
+    let s = Setup::new();
+    let (cert, key) = rsa();
+    // Learn the entry's lock file from a first call, then expire the entry.
+    assert_credentials(&s.run(&cert, &key, &[]));
+    for e in s.entries() {
+        std::fs::remove_file(e).unwrap();
+    }
+    let lock = std::fs::read_dir(s.cache_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "lock"))
+        .expect("a lock file");
+    let mut holder = std::process::Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "120"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = s.run(&cert, &key, &["--total-timeout", "2"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_credentials(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("credential cache lock unavailable: cache entry")
+            && stderr.contains("stayed locked by another process for 2s"),
+        "{stderr}"
+    );
+}
+
+/// The lock is not held while a password prompt waits for someone to type: other
+/// processes for the same profile go on.
+#[test]
+fn the_cache_lock_is_released_while_a_password_prompt_waits() {
+    let s = Setup::new();
+    let cert = td("rsa2048/cert.pem").display().to_string();
+    let key = td("rsa2048/key.enc-scrypt-aes256.pem")
+        .display()
+        .to_string();
+    let mut args = vec![
+        env!("CARGO_BIN_EXE_iamra").to_string(),
+        "credential-process".into(),
+        "--certificate".into(),
+        cert,
+        "--private-key".into(),
+        key,
+    ];
+    args.extend(s.ep.flags());
+    let command = args
+        .iter()
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    // `script` gives iamra a terminal to prompt on; nobody answers.
+    let mut child = clean_iamra_command_for("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env("IAMRA_NO_CACHE", "false")
+        .env("IAMRA_CACHE_DIR", s.cache_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let start = std::time::Instant::now();
+    while !String::from_utf8_lossy(&seen).contains("Password for private key") {
+        let mut buf = [0u8; 256];
+        use std::io::Read as _;
+        let n = out.read(&mut buf).unwrap();
+        assert!(
+            n > 0 && start.elapsed().as_secs() < 60,
+            "no prompt: {seen:?}"
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let lock = std::fs::read_dir(s.cache_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "lock"))
+        .expect("a lock file");
+    let free = std::process::Command::new("flock")
+        .args(["-n"])
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(free.success(), "the lock is held during the prompt");
+}

@@ -237,3 +237,89 @@ fn durations_above_the_profile_limit_are_refused_by_the_service() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// An expiration in the past, or past year 9999 in UTC (which used to abort
+/// `serve` and `update` through an overflow), is a malformed answer: refused at
+/// once, never retried, never cached, never printed.
+#[test]
+fn absurd_expirations_are_refused_and_never_cached() {
+    for (fault, expected) in [
+        (
+            "far-future",
+            "iamra: error: CreateSession response has an expiration more than 12 hours and 15 minutes ahead (\"9999-12-31T23:59:59-01:00\"); is the system clock right?\n",
+        ),
+        (
+            "expired",
+            "iamra: error: CreateSession response has an expiration in the past (",
+        ),
+    ] {
+        let ep = Endpoint::start_with(&["--fault", &format!("always:{fault}")]);
+        let cache = tempfile::tempdir().unwrap();
+        let out = iamra(
+            &{
+                let mut a = vec![
+                    "credential-process".to_string(),
+                    "--certificate".into(),
+                    td("rsa2048/combined.pem").display().to_string(),
+                ];
+                a.extend(ep.flags());
+                a
+            },
+            &[
+                ("IAMRA_NO_CACHE", "false"),
+                ("IAMRA_CACHE_DIR", cache.path().to_str().unwrap()),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with(expected), "{fault}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{fault}: {stderr}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(out.status.code(), Some(1), "{fault}");
+        assert_eq!(ep.requests().len(), 1, "{fault}: not retried");
+        let cached: Vec<_> = std::fs::read_dir(cache.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .collect();
+        assert!(cached.is_empty(), "{fault}: cached {cached:?}");
+    }
+}
+
+/// A CreateSession call is bounded as a whole: an answer that stalls after its
+/// headers, or a server that never answers, ends within `--total-timeout` (not
+/// 20 s per attempt × 3 attempts + backoff), naming the endpoint and what stalled.
+#[test]
+fn stalled_answers_end_at_the_total_timeout_naming_what_stalled() {
+    for (fault, stalled) in [
+        ("stall", "reading the response body"),
+        ("hang", "connecting or waiting for the response headers"),
+    ] {
+        let ep = Endpoint::start_with(&["--fault", &format!("always:{fault}")]);
+        let start = std::time::Instant::now();
+        let out = call(&ep, "rsa2048/combined.pem", &["--total-timeout", "3"]);
+        let elapsed = start.elapsed();
+        assert_failed(
+            &out,
+            &format!(
+                "iamra: error: CreateSession at {}/sessions did not complete within 3s (attempt 1): stalled {stalled}\niamra: hint: if the endpoint is only slow, raise --total-timeout (IAMRA_TOTAL_TIMEOUT); otherwise check --endpoint, the network, and HTTPS_PROXY/NO_PROXY\n",
+                ep.url()
+            ),
+        );
+        // A hang guard, not a timing assertion: far below the 60 s it used to take.
+        assert!(
+            elapsed < std::time::Duration::from_secs(30),
+            "{fault}: {elapsed:?}"
+        );
+    }
+    // The variable works as the flag does.
+    let ep = Endpoint::start_with(&["--fault", "always:hang"]);
+    let mut args = vec![
+        "credential-process".to_string(),
+        "--certificate".into(),
+        td("rsa2048/combined.pem").display().to_string(),
+    ];
+    args.extend(ep.flags());
+    let out = iamra(&args, &[("IAMRA_TOTAL_TIMEOUT", "2")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("did not complete within 2s"), "{stderr}");
+}

@@ -18,6 +18,7 @@ mod doctor;
 mod errors;
 mod exec;
 mod faults;
+mod lockout;
 mod pkcs11;
 mod provider;
 mod secrets;

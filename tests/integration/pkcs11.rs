@@ -571,7 +571,7 @@ fn wrong_pin_reports_the_token_state_and_is_not_retried() {
         ]),
         &[("IAMRA_PKCS11_PIN", "0000")],
     );
-    assert_fails_with(
+    assert_refused_with(
         &out,
         &format!(
             "iamra: error: wrong user PIN for token {} (not retried); the token reports CKF_USER_PIN_COUNT_LOW (few tries left)\niamra: hint: check the PIN before trying again: tokens lock the PIN after a few failures\n",
@@ -592,7 +592,15 @@ fn wrong_pin_reports_the_token_state_and_is_not_retried() {
         ),
         &[PIN_ENV],
     );
-    assert_ok(&out, "right PIN after a wrong one");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "iamra: warning: token {} reports CKF_USER_PIN_COUNT_LOW: an earlier PIN was wrong and few tries are left before the PIN locks\n",
+            hsm.token_uri()
+        ),
+        "right PIN after a wrong one: the token's counter is read first"
+    );
+    assert_credentials(&out);
 }
 
 #[test]

@@ -19,7 +19,7 @@ impl Clock for StepClock {
 }
 
 #[test]
-fn sdk_config_gets_credentials_and_fresh_ones_after_expiry() {
+fn sdk_config_gets_credentials_and_fresh_ones_near_expiry() {
     // The endpoint accepts signatures dated in the (test clock's) future.
     let ep = Endpoint::start_with(&["--clock-skew-seconds", "100000"]);
     let clock = Arc::new(StepClock(Mutex::new(OffsetDateTime::now_utc())));
@@ -58,8 +58,10 @@ fn sdk_config_gets_credentials_and_fresh_ones_after_expiry() {
         );
         assert_eq!(ep.requests().len(), 1);
 
-        // Past expiry: a new CreateSession and new credentials.
-        *clock.0.lock().unwrap() += time::Duration::seconds(901);
+        // Within the refresh margin (5 minutes) of expiry: a new CreateSession and
+        // new credentials. (The endpoint dates them by its own clock: past their
+        // expiry by the test clock they would be refused as expired.)
+        *clock.0.lock().unwrap() += time::Duration::seconds(601);
         let fresh = sdk_provider.provide_credentials().await.unwrap();
         assert_ne!(first.access_key_id(), fresh.access_key_id());
         assert_eq!(ep.requests().len(), 2);

@@ -104,6 +104,20 @@ impl Daemon {
         (status, stderr)
     }
 
+    /// Waits up to `limit` for the process to exit by itself.
+    pub(crate) fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if start.elapsed() >= limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGTERM, then the exit status and stderr.
     pub(crate) fn stop(self) -> (ExitStatus, String) {
         self.stop_with("TERM")
@@ -575,6 +589,16 @@ fn serve_refuses_bad_imds_requests_with_clear_answers() {
             "unable to process requests with X-Forwarded-For header\n",
         ),
         (
+            http(
+                a,
+                "PUT",
+                "/latest/api/token",
+                &[("Forwarded", "for=203.0.113.7;proto=http")],
+            ),
+            400,
+            "unable to process requests with Forwarded header\n",
+        ),
+        (
             http(a, "GET", "/latest/api/token", &[]),
             405,
             "method not allowed\n",
@@ -668,8 +692,8 @@ fn serve_refuses_bad_imds_requests_with_clear_answers() {
             "case {i}: no credentials in errors"
         );
     }
-    assert_eq!(cases[4].0.header("allow"), Some("PUT"));
-    assert_eq!(cases[8].0.header("allow"), Some("GET"));
+    assert_eq!(cases[5].0.header("allow"), Some("PUT"));
+    assert_eq!(cases[9].0.header("allow"), Some("GET"));
     // Huge headers are refused by the HTTP layer.
     let big = "x".repeat(20_000);
     let r = http(
@@ -690,7 +714,7 @@ fn serve_ecs_endpoint_needs_the_token_from_the_file() {
     let token_file = dir.path().join("run/iamra/token");
     let s = serve(
         &ep,
-        &["--ecs-token-file", token_file.to_str().unwrap()],
+        &["--ecs-token-file", token_file.to_str().unwrap(), "--imds"],
         &[],
         3,
     );
@@ -761,6 +785,7 @@ fn serve_ecs_endpoint_needs_the_token_from_the_file() {
         &[
             "--ecs-token-from-file",
             dir.path().join("given").to_str().unwrap(),
+            "--imds",
         ],
         &[],
         3,
@@ -772,6 +797,69 @@ fn serve_ecs_endpoint_needs_the_token_from_the_file() {
         &[("Authorization", "operator-chosen-token-0123456789")],
     );
     assert_eq!(r.status, 200);
+}
+
+/// With an ECS token the IMDS routes are off: a local process without the token
+/// gets no credentials by any path, and the token file is 0600, or 0640 owned by
+/// the group given with --ecs-token-file-group.
+#[test]
+fn serve_with_an_ecs_token_gives_nothing_to_a_client_without_it() {
+    use std::os::unix::fs::MetadataExt as _;
+    let ep = Endpoint::start_with(&["--max-duration", "900"]);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    let group = String::from_utf8(Command::new("id").arg("-G").output().unwrap().stdout)
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_string();
+    for (extra, mode, gid) in [
+        (vec![], 0o600, None),
+        (
+            vec!["--ecs-token-file-group".to_string(), group.clone()],
+            0o640,
+            Some(group.parse::<u32>().unwrap()),
+        ),
+    ] {
+        let mut args = vec!["serve".to_string(), "--port".into(), "0".into()];
+        args.extend(credential_flags(&ep, &td("rsa2048/combined.pem"), None));
+        args.extend(["--ecs-token-file".into(), token_file.display().to_string()]);
+        args.extend(extra);
+        let d = Daemon::start(&args, &[], 2).unwrap_or_else(|e| panic!("serve failed: {e}"));
+        let uri = d.lines[0]
+            .strip_prefix("export AWS_CONTAINER_CREDENTIALS_FULL_URI=http://")
+            .unwrap_or_else(|| panic!("no IMDS endpoint line expected: {:?}", d.lines));
+        let a = uri.strip_suffix("/v1/credentials").unwrap().to_string();
+        let meta = std::fs::metadata(&token_file).unwrap();
+        assert_eq!(meta.mode() & 0o777, mode);
+        if let Some(gid) = gid {
+            assert_eq!(meta.gid(), gid);
+        }
+        // Without the token: no IMDS token, no credentials, on any path.
+        let put = http(
+            &a,
+            "PUT",
+            "/latest/api/token",
+            &[("X-aws-ec2-metadata-token-ttl-seconds", "600")],
+        );
+        assert_eq!(put.status, 404, "{put:?}");
+        for path in [
+            "/latest/meta-data/iam/security-credentials/",
+            "/latest/meta-data/iam/security-credentials/iamra-test-role",
+            "/latest/meta-data/iam/info",
+            "/v1/credentials",
+        ] {
+            let r = http(&a, "GET", path, &[("X-aws-ec2-metadata-token", &put.body)]);
+            assert!(matches!(r.status, 401 | 404), "{path}: {r:?}");
+            assert!(!r.body.contains("SecretAccessKey"), "{path}: {r:?}");
+        }
+        let token = std::fs::read_to_string(&token_file).unwrap();
+        let r = http(&a, "GET", "/v1/credentials", &[("Authorization", &token)]);
+        assert_eq!(r.status, 200, "{r:?}");
+        let (status, stderr) = d.stop();
+        assert!(status.success(), "{stderr}");
+    }
 }
 
 #[test]
@@ -816,6 +904,21 @@ fn serve_refuses_unsafe_or_impossible_configurations() {
     assert_fails_with(
         &run(&["--port", "0", "--ecs-token-from-file", &t]),
         &format!("iamra: error: ECS token file {t} must hold a token of 16 to 4096 characters\n"),
+    );
+    assert_fails_with(
+        &run(&["--port", "0", "--imds=false"]),
+        "iamra: error: nothing to serve: the IMDS routes are off (--imds false) and no ECS token is configured (--ecs-token-file)\n",
+    );
+    assert_fails_with(
+        &run(&[
+            "--port",
+            "0",
+            "--ecs-token-file",
+            &t,
+            "--ecs-token-file-group",
+            "no-such-group-here",
+        ]),
+        "iamra: error: --ecs-token-file-group \"no-such-group-here\": no such group in /etc/group (a group id works too)\n",
     );
     // A port in use.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -1002,6 +1105,7 @@ mod library {
                 hop_limit: 1,
                 role_arn: Arn::parse(ArnKind::Role, ROLE_ARN).unwrap(),
                 ecs_token: Some(SecretString::from("library-ecs-token-0123456789")),
+                imds: true,
                 limits,
                 threads: 2,
             })
@@ -1036,6 +1140,7 @@ mod library {
                 hop_limit: 1,
                 role_arn: Arn::parse(ArnKind::Role, ROLE_ARN).unwrap(),
                 ecs_token: None,
+                imds: true,
                 limits: Limits::default(),
                 threads: 1,
             })
@@ -1069,6 +1174,7 @@ mod library {
                     .into(),
             ),
             next_refresh: Some(::time::macros::datetime!(2030-01-01 00:00:00 UTC)),
+            ..Snapshot::default()
         };
         let (tx, rx) = watch::channel(snapshot);
         with_server(rx, Limits::default(), |a| {
@@ -1294,6 +1400,7 @@ fn serve_never_logs_credentials_or_tokens_even_at_trace_level() {
         &[
             "--ecs-token-file",
             token_file.to_str().unwrap(),
+            "--imds=true",
             "--refresh-before",
             "897s",
         ],
@@ -1363,7 +1470,7 @@ fn boto3_gets_our_credentials_from_the_ecs_endpoint() {
     let token_file = home.path().join("ecs-token");
     let s = serve(
         &ep,
-        &["--ecs-token-file", token_file.to_str().unwrap()],
+        &["--ecs-token-file", token_file.to_str().unwrap(), "--imds"],
         &[],
         3,
     );
@@ -1440,6 +1547,14 @@ fn serve_takes_its_socket_from_systemd() {
     assert!(!addr.ends_with(":1"), "{addr}");
     let token = imds_token(&addr);
     imds_credentials(&addr, &token);
+    // The adopted descriptor is close-on-exec (O_CLOEXEC, octal 02000000).
+    let fdinfo = std::fs::read_to_string(format!("/proc/{}/fdinfo/3", child.id())).unwrap();
+    let flags = fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .map(|f| u32::from_str_radix(f.trim(), 8).unwrap())
+        .unwrap();
+    assert_ne!(flags & 0o2000000, 0, "fd 3 is not close-on-exec: {fdinfo}");
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -1449,4 +1564,49 @@ fn serve_takes_its_socket_from_systemd() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `LISTEN_FDS=1` naming this process but no socket passed: descriptor 3 is
+/// checked before a TPM connection (or a PKCS#11 module) can take that number, so
+/// the TPM's socket is never mistaken for the listener.
+#[cfg(feature = "tpm")]
+#[test]
+fn a_stray_listen_fds_never_adopts_a_tpm_connection() {
+    use crate::common::swtpm::Swtpm;
+    let Some(tpm) = Swtpm::start() else { return };
+    let ep = Endpoint::start_with(&["--max-duration", "900"]);
+    let stray = r#"
+import os, sys
+env = dict(os.environ, LISTEN_PID=str(os.getpid()), LISTEN_FDS="1")
+os.execve(sys.argv[1], sys.argv[1:], env)
+"#;
+    let mut args = vec![
+        "-c".to_string(),
+        stray.into(),
+        env!("CARGO_BIN_EXE_iamra").into(),
+        "serve".into(),
+        "--port".into(),
+        "0".into(),
+    ];
+    let key = tpm.file("prov-ec.tss2.pem");
+    args.extend(credential_flags(
+        &ep,
+        Path::new(&tpm.file("prov-ec.crt")),
+        Some(Path::new(&key)),
+    ));
+    let out = Command::new("python3")
+        .args(&args)
+        .env("IAMRA_NO_CACHE", "true")
+        .env("TPM2TOOLS_TCTI", tpm.tcti())
+        .env_remove("IAMRA_LOG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "iamra: error: LISTEN_FDS=1 but file descriptor 3 is not a socket\n"
+    );
+    assert!(out.stdout.is_empty());
+    assert_eq!(out.status.code(), Some(1));
 }

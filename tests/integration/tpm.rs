@@ -597,9 +597,10 @@ fn wrong_passwords_report_the_dictionary_attack_state_then_the_lockout() {
     let args = cp(&ep, &tpm.file("tools-ec-pw.crt"), &key, &[]);
     let wrong = [("IAMRA_TPM_KEY_PASSWORD", "not the password")];
     let hint = "iamra: hint: check IAMRA_TPM_KEY_PASSWORD or --tpm-key-password-file; iamra never retries, but every wrong password counts towards the TPM's lockout\n";
+    let lockout_hint = "iamra: hint: wait for the TPM to forget failures, or have its owner run tpm2_dictionarylockout --clear-lockout (with the lockout hierarchy's password); then restart iamra\n";
     for n in 1..=2 {
         let out = run(&tpm, &args, &wrong);
-        assert_fails_with(
+        assert_refused_with(
             &out,
             &format!(
                 "iamra: error: wrong password for TPM key {key} (the TPM has counted {n} of 3 failed authorizations before it locks out; it forgets one every 1000 s)\n{hint}"
@@ -607,18 +608,18 @@ fn wrong_passwords_report_the_dictionary_attack_state_then_the_lockout() {
         );
     }
     let out = run(&tpm, &args, &wrong);
-    assert_fails_with(
+    assert_refused_with(
         &out,
         &format!(
-            "iamra: error: wrong password for TPM key {key} (the TPM has counted 3 failed authorizations and is now in dictionary-attack lockout; it forgets one every 1000 s)\n{hint}"
+            "iamra: warning: the TPM has counted 2 of 3 failed authorizations: one more wrong password locks it out\niamra: error: wrong password for TPM key {key} (the TPM has counted 3 failed authorizations and is now in dictionary-attack lockout; it forgets one every 1000 s)\n{hint}"
         ),
     );
     // Now even the right password is refused, and iamra says why.
     let out = run(&tpm, &args, &[("IAMRA_TPM_KEY_PASSWORD", KEY_PASSWORD)]);
-    assert_fails_with(
+    assert_refused_with(
         &out,
         &format!(
-            "iamra: error: the TPM is in dictionary-attack lockout and refuses to use TPM key {key} (it forgets one failure every 1000 s; the owner can reset it with tpm2_dictionarylockout --clear-lockout)\n"
+            "iamra: error: the TPM is in dictionary-attack lockout and refuses to use TPM key {key} (it forgets one failure every 1000 s; the owner can reset it with tpm2_dictionarylockout --clear-lockout)\n{lockout_hint}"
         ),
     );
     assert_eq!(ep.requests().len(), 0);
@@ -633,10 +634,10 @@ fn wrong_passwords_report_the_dictionary_attack_state_then_the_lockout() {
         ),
         &[],
     );
-    assert_fails_with(
+    assert_refused_with(
         &out,
         &format!(
-            "iamra: error: the TPM is in dictionary-attack lockout and refuses to use TPM key {} (it forgets one failure every 1000 s; the owner can reset it with tpm2_dictionarylockout --clear-lockout)\n",
+            "iamra: error: the TPM is in dictionary-attack lockout and refuses to use TPM key {} (it forgets one failure every 1000 s; the owner can reset it with tpm2_dictionarylockout --clear-lockout)\n{lockout_hint}",
             tpm.file("prov-ec.tss2.pem")
         ),
     );

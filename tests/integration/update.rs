@@ -451,12 +451,13 @@ fn update_writes_atomically_with_safe_modes() {
     assert_eq!(mode(path.parent().unwrap()), 0o700);
     assert_eq!(mode(&dir.path().join("new")), 0o700);
     assert_eq!(mode(&path.with_file_name("credentials.lock")), 0o600);
-    // An existing file keeps its mode.
+    // An existing file readable by others is tightened to 0600: it now holds a
+    // secret key (as the AWS CLI writes it).
     let shared = dir.path().join("shared");
     std::fs::write(&shared, "[x]\ny = 1\n").unwrap();
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o640)).unwrap();
     credentials_file::write_profile(&shared, "default", &fixed()).unwrap();
-    assert_eq!(mode(&shared), 0o640);
+    assert_eq!(mode(&shared), 0o600);
     assert!(
         std::fs::read_to_string(&shared)
             .unwrap()
@@ -482,6 +483,13 @@ fn update_writes_atomically_with_safe_modes() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    // A symlink planted as the lock file is not followed.
+    let victim = dir.path().join("victim");
+    let guarded = dir.path().join("guarded");
+    std::os::unix::fs::symlink(&victim, dir.path().join("guarded.lock")).unwrap();
+    let e = credentials_file::write_profile(&guarded, "default", &fixed()).unwrap_err();
+    assert!(e.to_string().contains("guarded.lock"), "{e}");
+    assert!(!victim.exists(), "the symlink's target was created");
     // A folder is not a file.
     let e = credentials_file::write_profile(dir.path(), "default", &fixed()).unwrap_err();
     assert!(e.to_string().contains("is not a regular file"), "{e}");
@@ -528,6 +536,7 @@ fn update_concurrent_writers_and_readers_never_see_a_partial_file_or_lose_a_writ
     let dir = tempfile::tempdir().unwrap();
     let path = Arc::new(dir.path().join("credentials"));
     std::fs::write(path.as_ref(), "# shared by many writers\n").unwrap();
+    std::fs::set_permissions(path.as_ref(), std::fs::Permissions::from_mode(0o600)).unwrap();
     let initial_mode = mode(&path);
     let make = |w: usize, r: u32| {
         creds(

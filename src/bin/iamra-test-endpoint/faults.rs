@@ -20,6 +20,10 @@
 //! | `wrong-type` | 201 whose `expiration` is a number (Unix seconds) |
 //! | `huge` | 201, a well-formed response padded to about 10 MiB |
 //! | `access-denied` | 403 `AccessDeniedException` `{"message":"Untrusted Signing Certificate"}` |
+//! | `far-future` | 201 whose `expiration` is `9999-12-31T23:59:59-01:00` (past year 9999 in UTC) |
+//! | `expired` | 201 whose `expiration` is an hour ago |
+//! | `stall` | 201 whose `Content-Length` is the full body's, half the body sent, then nothing (the connection stays open) |
+//! | `hang` | the request is read, then nothing is ever sent (the connection stays open) |
 //!
 //! Every fault but `ok` and `delay:` is answered without verifying the request.
 
@@ -57,6 +61,14 @@ pub enum Fault {
     Huge,
     /// 403 AccessDeniedException "Untrusted Signing Certificate".
     AccessDenied,
+    /// 201 whose expiration is past year 9999 in UTC.
+    FarFuture,
+    /// 201 whose expiration is an hour ago.
+    Expired,
+    /// 201 headers and half the body, then silence.
+    Stall,
+    /// No answer at all, the connection kept open.
+    Hang,
 }
 
 impl Fault {
@@ -75,6 +87,10 @@ impl Fault {
             "wrong-type" => Fault::WrongType,
             "huge" => Fault::Huge,
             "access-denied" => Fault::AccessDenied,
+            "far-future" => Fault::FarFuture,
+            "expired" => Fault::Expired,
+            "stall" => Fault::Stall,
+            "hang" => Fault::Hang,
             other => {
                 let ms = other
                     .strip_prefix("delay:")
@@ -109,6 +125,10 @@ impl Fault {
             Fault::WrongType => "wrong-type",
             Fault::Huge => "huge",
             Fault::AccessDenied => "access-denied",
+            Fault::FarFuture => "far-future",
+            Fault::Expired => "expired",
+            Fault::Stall => "stall",
+            Fault::Hang => "hang",
         };
         Some(s.to_string())
     }
@@ -216,6 +236,10 @@ mod tests {
             "wrong-type",
             "huge",
             "access-denied",
+            "far-future",
+            "expired",
+            "stall",
+            "hang",
         ] {
             let f = Fault::parse(spec).expect(spec);
             assert_eq!(f.label().as_deref(), Some(spec));

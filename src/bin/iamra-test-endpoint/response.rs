@@ -152,6 +152,17 @@ pub fn with_numeric_expiration(mut v: Value, now: OffsetDateTime, duration: i64)
     v
 }
 
+/// The body for `far-future` and `expired`: `expiration` replaced by `text`.
+pub fn with_expiration_text(mut v: Value, text: &str) -> Value {
+    if let Some(c) = v
+        .pointer_mut("/credentialSet/0/credentials")
+        .and_then(Value::as_object_mut)
+    {
+        c.insert("expiration".to_string(), json!(text));
+    }
+    v
+}
+
 /// The body for `huge`: a valid response with a ~10 MiB `padding` member.
 pub fn padded(mut v: Value) -> Value {
     if let Some(o) = v.as_object_mut() {

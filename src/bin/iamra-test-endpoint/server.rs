@@ -249,6 +249,24 @@ fn verified_session(v: &Verified, config: &VerifyConfig, lifetime: Option<i64>) 
     }
 }
 
+/// A 201 whose `Content-Length` is the full body's: half the body is sent, then,
+/// after `pause`, the connection is closed.
+fn half_body(session: &serde_json::Value, pause: Duration) -> Outcome {
+    let text = response::to_text(session);
+    let half = text.len() / 2;
+    let mut outcome = Outcome::created(RespBody::Truncated {
+        data: Some(Bytes::from(text.into_bytes()).slice(..half)),
+        pause: Some(Box::pin(tokio::time::sleep(pause))),
+    });
+    if let Some(reply) = outcome.reply.as_mut() {
+        let declared = (half * 2 + 64).to_string();
+        if let Ok(v) = HeaderValue::from_str(&declared) {
+            reply.headers_mut().insert(CONTENT_LENGTH, v);
+        }
+    }
+    outcome
+}
+
 /// The answer to a faulted request (fault other than `ok` / `delay:`).
 fn fault_outcome(fault: Fault, config: &VerifyConfig) -> Outcome {
     let now = OffsetDateTime::now_utc();
@@ -276,26 +294,22 @@ fn fault_outcome(fault: Fault, config: &VerifyConfig) -> Outcome {
         Fault::Malformed => Outcome::created(RespBody::Full(Some(Bytes::from_static(
             b"<html><body>this is not JSON</body></html>",
         )))),
-        Fault::Truncated => {
-            let text = response::to_text(&session());
-            let half = text.len() / 2;
-            let mut outcome = Outcome::created(RespBody::Truncated {
-                data: Some(Bytes::from(text.into_bytes()).slice(..half)),
-                pause: Some(Box::pin(tokio::time::sleep(Duration::from_millis(50)))),
-            });
-            if let Some(reply) = outcome.reply.as_mut() {
-                let declared = (half * 2 + 64).to_string();
-                if let Ok(v) = HeaderValue::from_str(&declared) {
-                    reply.headers_mut().insert(CONTENT_LENGTH, v);
-                }
-            }
-            outcome
-        }
+        // Half the body, then the connection closes (truncated) or goes silent (stall).
+        Fault::Truncated => half_body(&session(), Duration::from_millis(50)),
+        Fault::Stall => half_body(&session(), Duration::from_secs(3600)),
+        Fault::FarFuture => created(response::with_expiration_text(
+            session(),
+            "9999-12-31T23:59:59-01:00",
+        )),
+        Fault::Expired => created(response::with_expiration_text(
+            session(),
+            &response::rfc3339(now - Duration::from_secs(3600)),
+        )),
         Fault::MissingField => created(response::without_session_token(session())),
         Fault::EmptySet => created(response::with_empty_set(session())),
         Fault::WrongType => created(response::with_numeric_expiration(session(), now, 3600)),
         Fault::Huge => created(response::padded(session())),
-        Fault::Drop => Outcome {
+        Fault::Drop | Fault::Hang => Outcome {
             reply: None,
             status: 0,
             error: None,
@@ -423,7 +437,9 @@ async fn handle(
     match outcome.reply {
         Some(reply) => Ok(reply),
         None => {
-            kill.notify_one();
+            if fault != Fault::Hang {
+                kill.notify_one();
+            }
             std::future::pending::<()>().await;
             Ok(Response::new(RespBody::Full(None)))
         }

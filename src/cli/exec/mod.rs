@@ -34,7 +34,7 @@ use iamra::refresh::Refresher;
 
 use super::args::{CredentialProcessArgs, IdentityArgs, go_bool, parse_duration};
 use super::serve::{check_refresh_before, policy};
-use super::{CliError, prepare, process_credentials, runtime, session_params};
+use super::{CliError, prepare, prepare_with, process_credentials, runtime, session_params};
 
 /// Flags of `exec`.
 #[derive(Debug, clap::Args, Clone)]
@@ -247,8 +247,8 @@ fn env_mode(
         }
         .into());
     }
-    let creds = process_credentials(&a.process, a.process.refresh_before.max(min), || {
-        let p = prepare(credential)?;
+    let creds = process_credentials(&a.process, a.process.refresh_before.max(min), |release| {
+        let p = prepare_with(credential, Some(release))?;
         Ok(runtime()?.block_on(
             p.client
                 .create_session(&p.params, &p.identity, &SystemClock),
@@ -287,7 +287,8 @@ fn endpoint_mode(
     let p = prepare(&a.process.credential)?;
     let region = p.params.region().to_string();
     let rt = runtime()?;
-    let first = process_credentials(&a.process, refresh_before, || {
+    // The key is loaded (and any prompt answered) before the cache lock is taken.
+    let first = process_credentials(&a.process, refresh_before, |_| {
         Ok(rt.block_on(
             p.client
                 .create_session(&p.params, &p.identity, &SystemClock),
@@ -300,13 +301,15 @@ fn endpoint_mode(
         hop_limit: 1,
         role_arn: p.params.role().clone(),
         ecs_token: Some(token.clone()),
+        // The ECS route only: every IMDS path is 404. An IMDS token is given to
+        // anyone who asks, and these credentials are for the token's holder alone.
+        imds: false,
         limits: server::Limits {
             shutdown_grace: Duration::from_secs(1),
             ..server::Limits::default()
         },
         threads: 1,
-    })?
-    .ecs_only();
+    })?;
     let uri = format!("http://{}{}", server.local_addr(), ecs::PATH);
     let env = env::build(
         std::env::vars_os(),

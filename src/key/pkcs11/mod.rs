@@ -201,6 +201,22 @@ pub enum Pkcs11Error {
         /// The token URI.
         token: String,
     },
+    /// The token will lock the PIN at the next failure: iamra does not risk it.
+    #[error(
+        "token {token} reports CKF_USER_PIN_FINAL_TRY: one more wrong PIN locks it, so iamra does not try one"
+    )]
+    PinFinalTry {
+        /// The token URI.
+        token: String,
+    },
+    /// The token refused the PIN earlier in this process: it is not offered again.
+    #[error(
+        "token {token} refused the PIN earlier; iamra does not try it again until restarted with the right PIN"
+    )]
+    PinNotRetried {
+        /// The token URI.
+        token: String,
+    },
     /// The `pin-source` file could not be read.
     #[error("cannot read the PIN from pin-source {}", path.display())]
     PinSource {
@@ -242,6 +258,20 @@ pub enum Pkcs11Error {
         /// The certificate.
         certificate: String,
     },
+}
+
+impl Pkcs11Error {
+    /// Whether the token refused (or would lock on) a PIN: trying again would
+    /// count towards locking it.
+    pub fn is_authentication(&self) -> bool {
+        matches!(
+            self,
+            Pkcs11Error::WrongPin { .. }
+                | Pkcs11Error::PinLocked { .. }
+                | Pkcs11Error::PinFinalTry { .. }
+                | Pkcs11Error::PinNotRetried { .. }
+        )
+    }
 }
 
 fn list_or_none(items: &[String]) -> String {
@@ -519,6 +549,7 @@ fn make_key(
             handle: key.handle,
             user_pin,
             context_pin,
+            refused: false,
             rsa,
         }),
         uri: key.uri,

@@ -20,6 +20,8 @@ pub(super) struct KeyState {
     /// The PIN for `CKA_ALWAYS_AUTHENTICATE` keys.
     pub(super) context_pin: Option<SecretString>,
     pub(super) rsa: RsaMechanism,
+    /// Set once the token refused a PIN: no PIN is offered again.
+    pub(super) refused: bool,
 }
 
 /// A private key on a PKCS#11 token, with its module and session kept open for
@@ -104,6 +106,8 @@ pub(super) fn ecdsa_der(kind: KeyKind, raw: &[u8]) -> Result<Vec<u8>, String> {
 
 pub(super) enum Attempt {
     Done(Vec<u8>),
+    /// The token refused the `CKA_ALWAYS_AUTHENTICATE` PIN.
+    Refused(Pkcs11Error),
     Token(CkError, &'static str),
     Other(String),
 }
@@ -160,10 +164,15 @@ impl Pkcs11Key {
             match session.login(UserType::ContextSpecific, Some(pin)) {
                 Ok(()) => {}
                 Err(e) if is_rv(&e, RvError::PinIncorrect) => {
-                    return Attempt::Other(format!(
-                        "wrong PIN for private key {} (CKA_ALWAYS_AUTHENTICATE; not retried)",
-                        self.uri
-                    ));
+                    return Attempt::Refused(Pkcs11Error::WrongPin {
+                        token: self.uri.clone(),
+                        state: pin_state(&self.module, &st.session.token),
+                    });
+                }
+                Err(e) if is_rv(&e, RvError::PinLocked) => {
+                    return Attempt::Refused(Pkcs11Error::PinLocked {
+                        token: self.uri.clone(),
+                    });
                 }
                 Err(e) => return Attempt::Token(e, "C_Login (context specific)"),
             }
@@ -193,10 +202,19 @@ impl SigningKey for Pkcs11Key {
 
     fn sign(&self, message: &[u8], digest: Digest) -> Result<Vec<u8>, SignError> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.refused {
+            return Err(SignError::Pkcs11(Pkcs11Error::PinNotRetried {
+                token: st.session.token.uri_string(),
+            }));
+        }
         let mut relogged = false;
         loop {
             match self.attempt(&st, message, digest) {
                 Attempt::Done(sig) => return Ok(sig),
+                Attempt::Refused(e) => {
+                    st.refused = true;
+                    return Err(SignError::Pkcs11(e));
+                }
                 Attempt::Other(reason) => return Err(SignError::Backend(reason)),
                 Attempt::Token(e, _)
                     if is_rv(&e, RvError::UserNotLoggedIn)
@@ -209,8 +227,10 @@ impl SigningKey for Pkcs11Key {
                     st.session.logged_in = false;
                     let pin = st.user_pin.clone();
                     let KeyState { session, .. } = &mut *st;
-                    login_with(&self.module, session, pin.as_ref())
-                        .map_err(|e| SignError::Backend(crate::error::chain(&e)))?;
+                    if let Err(e) = login_with(&self.module, session, pin.as_ref()) {
+                        st.refused = e.is_authentication();
+                        return Err(SignError::Pkcs11(e));
+                    }
                 }
                 Attempt::Token(e, _)
                     if self.kind == KeyKind::Rsa

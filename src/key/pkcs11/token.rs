@@ -225,6 +225,33 @@ pub(super) fn pin_state(module: &Module, token: &Token) -> String {
     }
 }
 
+/// Reads the token's PIN retry flags afresh just before `C_Login`: refuses when
+/// the PIN is locked or one more failure would lock it (`CKF_USER_PIN_FINAL_TRY`),
+/// and warns when the token says few tries are left.
+pub(super) fn check_pin_counter(module: &Module, token: &Token) -> Result<(), Pkcs11Error> {
+    let uri = token.uri_string();
+    let info = module
+        .ctx
+        .get_token_info(token.slot)
+        .map_err(|e| Pkcs11Error::Token {
+            uri: uri.clone(),
+            function: "C_GetTokenInfo",
+            rv: rv_name(&e),
+        })?;
+    if info.user_pin_locked() {
+        return Err(Pkcs11Error::PinLocked { token: uri });
+    }
+    if info.user_pin_final_try() {
+        return Err(Pkcs11Error::PinFinalTry { token: uri });
+    }
+    if info.user_pin_count_low() {
+        tracing::warn!(
+            "token {uri} reports CKF_USER_PIN_COUNT_LOW: an earlier PIN was wrong and few tries are left before the PIN locks"
+        );
+    }
+    Ok(())
+}
+
 /// Logs `ts` in as the user when the token needs it. Returns the PIN used.
 pub(super) fn login(
     module: &Module,
@@ -235,9 +262,6 @@ pub(super) fn login(
         return Ok(None);
     }
     let token = ts.token.uri_string();
-    if ts.token.info.user_pin_locked() {
-        return Err(Pkcs11Error::PinLocked { token });
-    }
     let pin = pins.user_pin(&ts.token)?;
     if pin.is_none() && !ts.token.info.protected_authentication_path() {
         return Err(Pkcs11Error::PinRequired { token });
@@ -258,6 +282,7 @@ pub(super) fn login_with(
             reason: "is empty",
         });
     }
+    check_pin_counter(module, &ts.token)?;
     match ts.session.login(UserType::User, pin) {
         Ok(()) => {}
         Err(e) if is_rv(&e, RvError::UserAlreadyLoggedIn) => {}

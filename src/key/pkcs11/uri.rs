@@ -88,13 +88,13 @@ pub enum UriError {
     #[error("does not start with \"pkcs11:\"")]
     Scheme,
     /// An attribute is not one RFC 7512 defines.
-    #[error("unknown attribute \"{0}\"")]
+    #[error("unknown attribute {}", crate::error::quote(.0))]
     UnknownAttribute(String),
     /// An attribute appears twice.
     #[error("attribute \"{0}\" appears twice")]
     Duplicate(String),
     /// A component has no `=`.
-    #[error("\"{0}\" is not of the form attribute=value")]
+    #[error("{} is not of the form attribute=value", crate::error::quote(.0))]
     NoValue(String),
     /// A value has a `%` not followed by two hex digits.
     #[error("attribute \"{0}\" has a malformed percent escape")]

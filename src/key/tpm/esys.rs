@@ -7,6 +7,7 @@
 
 use std::path::Path;
 use std::str::FromStr as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use tss_esapi::attributes::{ObjectAttributesBuilder, SessionAttributesBuilder};
@@ -49,6 +50,9 @@ pub struct TpmKey {
     tcti: TctiConfig,
     auth: Option<Zeroizing<Vec<u8>>>,
     state: Mutex<Option<Loaded>>,
+    /// Set once the TPM refused the password (or was in lockout): the key never
+    /// offers it again, whoever asks (`update`, `serve`, the provider).
+    refused: AtomicBool,
 }
 
 impl std::fmt::Debug for TpmKey {
@@ -130,6 +134,7 @@ impl TpmKey {
             tcti,
             auth: None,
             state: Mutex::new(Some(loaded)),
+            refused: AtomicBool::new(false),
         })
     }
 
@@ -154,6 +159,7 @@ impl TpmKey {
             tcti,
             auth: None,
             state: Mutex::new(Some(loaded)),
+            refused: AtomicBool::new(false),
         })
     }
 
@@ -173,6 +179,11 @@ impl TpmKey {
     fn sign_digest(&self, message: &[u8], digest: Digest) -> Result<Vec<u8>, TpmError> {
         let plan = self.plan(digest)?;
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.refused.load(Ordering::SeqCst) {
+            return Err(TpmError::PasswordNotRetried {
+                key: self.label.clone(),
+            });
+        }
         let mut retried = false;
         loop {
             let (mut loaded, kept) = match state.take() {
@@ -186,6 +197,7 @@ impl TpmKey {
                 }
                 Err(SignFailure::Auth(e)) => {
                     *state = Some(loaded);
+                    self.refused.store(true, Ordering::SeqCst);
                     return Err(e);
                 }
                 Err(SignFailure::Other(e)) => {
@@ -374,6 +386,9 @@ impl Loaded {
             (None, _) => AuthSession::Password,
             (Some(_), Some(kept)) => kept,
             (Some(password), None) => {
+                if !key.signer.no_da {
+                    self.check_lockout(label)?;
+                }
                 let auth = Auth::try_from(password.to_vec()).map_err(|e| other("Sign", &e))?;
                 self.ctx
                     .tr_set_auth(self.key.into(), auth)
@@ -434,6 +449,33 @@ impl Loaded {
                 reason,
             })
         })
+    }
+
+    /// Reads the dictionary-attack state before a password is offered: refuses
+    /// while the TPM is in lockout (a try would fail and prolong it), warns when one
+    /// more failure would lock it out.
+    fn check_lockout(&mut self, label: &str) -> Result<(), SignFailure> {
+        let Some(da) = da_state(&mut self.ctx) else {
+            tracing::debug!(
+                key = label,
+                "the TPM did not report its dictionary-attack state"
+            );
+            return Ok(());
+        };
+        if da.in_lockout {
+            return Err(SignFailure::Auth(TpmError::Lockout {
+                key: label.to_string(),
+                interval_secs: da.interval_secs,
+            }));
+        }
+        if da.max_tries > 0 && da.counter.saturating_add(1) >= da.max_tries {
+            tracing::warn!(
+                "the TPM has counted {} of {} failed authorizations: one more wrong password locks it out",
+                da.counter,
+                da.max_tries
+            );
+        }
+        Ok(())
     }
 
     /// Classifies a failed TPM2_Sign.

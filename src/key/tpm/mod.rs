@@ -261,6 +261,15 @@ pub enum TpmError {
         /// `TPM_PT_LOCKOUT_INTERVAL`.
         interval_secs: u32,
     },
+    /// The TPM refused this key's password earlier in this process: it is not
+    /// offered again (each wrong try counts towards the dictionary-attack lockout).
+    #[error(
+        "the TPM refused the password for TPM key {key} earlier; iamra does not try it again until restarted with the right password"
+    )]
+    PasswordNotRetried {
+        /// The key.
+        key: String,
+    },
     /// Any other TPM command failure.
     #[error("TPM2_{command} failed for TPM key {key}: {reason}")]
     Command {
@@ -271,6 +280,19 @@ pub enum TpmError {
         /// The TPM's or the TSS's error.
         reason: String,
     },
+}
+
+impl TpmError {
+    /// Whether the TPM refused an authorisation (wrong password, lockout): trying
+    /// again would only count towards (or prolong) the dictionary-attack lockout.
+    pub fn is_authentication(&self) -> bool {
+        matches!(
+            self,
+            TpmError::WrongPassword { .. }
+                | TpmError::Lockout { .. }
+                | TpmError::PasswordNotRetried { .. }
+        )
+    }
 }
 
 /// Parses `handle:0x81000101` (the `0x` is optional, as in the reference).

@@ -79,7 +79,7 @@ impl TctiConfig {
 
 /// A TCTI setting that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{variable}={value:?} cannot be used: {reason}")]
+#[error("{variable}={} cannot be used: {reason}", crate::error::quote(value))]
 pub struct TctiError {
     /// The variable.
     pub variable: &'static str,
@@ -167,16 +167,22 @@ fn check(value: &str) -> Result<String, String> {
                 match option.split_once('=') {
                     Some(("host", h)) if valid_host(h) => host = Some(h),
                     Some(("host", h)) => {
-                        return Err(format!("{h:?} is not a host name or address"));
+                        return Err(format!(
+                            "{} is not a host name or address",
+                            crate::error::quote(h)
+                        ));
                     }
                     Some(("port", p)) => match p.parse::<u16>() {
                         Ok(p) if p > 0 && p < u16::MAX => port = Some(p),
-                        _ => return Err(format!("{p:?} is not a port number")),
+                        _ => {
+                            return Err(format!("{} is not a port number", crate::error::quote(p)));
+                        }
                     },
                     Some(("path", _)) => return Err(unix_socket_reason()),
                     _ => {
                         return Err(format!(
-                            "unknown {name} option {option:?} (use host=HOST,port=PORT)"
+                            "unknown {name} option {} (use host=HOST,port=PORT)",
+                            crate::error::quote(option)
                         ));
                     }
                 }
@@ -189,7 +195,8 @@ fn check(value: &str) -> Result<String, String> {
         }
         "tabrmd" => Ok(value.to_string()),
         other => Err(format!(
-            "unknown TCTI {other:?} (use device, swtpm, mssim or tabrmd)"
+            "unknown TCTI {} (use device, swtpm, mssim or tabrmd)",
+            crate::error::quote(other)
         )),
     }
 }

@@ -69,16 +69,24 @@ pub fn generate() -> SecretString {
     SecretString::from(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(*raw))
 }
 
-/// Writes `token` to `path` (no newline, mode 0600, atomically; the folder is made
-/// with mode 0700 if missing).
-pub fn write_token_file(path: &Path, token: &SecretString) -> Result<(), ServeError> {
+/// Writes `token` to `path` (no newline, atomically; the folder is made with mode
+/// 0700 if missing): mode 0600, or with `group` (a group id) mode 0640 owned by
+/// that group, so that the clients of a service account can read it.
+pub fn write_token_file(
+    path: &Path,
+    token: &SecretString,
+    group: Option<u32>,
+) -> Result<(), ServeError> {
     let err = |e: credentials_file::CredentialsFileError| ServeError::TokenFile {
         path: path.to_path_buf(),
         reason: format!("cannot be written: {}", crate::error::chain(&e)),
     };
     credentials_file::create_folder(path).map_err(err)?;
-    credentials_file::write_atomically(path, token.expose_secret().as_bytes(), Mode::Exactly(0o600))
-        .map_err(err)
+    let mode = match group {
+        Some(gid) => Mode::ExactlyWithGroup(0o640, gid),
+        None => Mode::Exactly(0o600),
+    };
+    credentials_file::write_atomically(path, token.expose_secret().as_bytes(), mode).map_err(err)
 }
 
 /// Reads a token from `path` (`-` for stdin, `env:NAME`): one line of printable
@@ -181,18 +189,25 @@ pub fn credentials_json(
     account: &str,
     c: &TemporaryCredentials,
 ) -> Zeroizing<String> {
-    let q = |s: &str| Zeroizing::new(serde_json::Value::String(s.to_owned()).to_string());
+    use crate::output::Part::{Json, Raw};
+    let expiration = utc_seconds(c.expires_at());
     // Security: the document carries the secret key and token; it only goes to a
     // client that presented the token.
-    Zeroizing::new(format!(
-        "{{\"RoleArn\":{},\"AccessKeyId\":{},\"SecretAccessKey\":{},\"Token\":{},\"Expiration\":\"{}\",\"AccountId\":{}}}\n",
-        q(role_arn).as_str(),
-        q(c.access_key_id()).as_str(),
-        q(c.secret_access_key()).as_str(),
-        q(c.session_token()).as_str(),
-        utc_seconds(c.expires_at()),
-        q(account).as_str(),
-    ))
+    crate::output::secret_document(&[
+        Raw("{\"RoleArn\":"),
+        Json(role_arn),
+        Raw(",\"AccessKeyId\":"),
+        Json(c.access_key_id()),
+        Raw(",\"SecretAccessKey\":"),
+        Json(c.secret_access_key()),
+        Raw(",\"Token\":"),
+        Json(c.session_token()),
+        Raw(",\"Expiration\":"),
+        Json(&expiration),
+        Raw(",\"AccountId\":"),
+        Json(account),
+        Raw("}\n"),
+    ])
 }
 
 #[cfg(test)]
@@ -229,7 +244,7 @@ mod tests {
         }
         let out = dir.path().join("sub/token");
         let secret = generate();
-        write_token_file(&out, &secret).unwrap();
+        write_token_file(&out, &secret, None).unwrap();
         assert_eq!(
             std::fs::read_to_string(&out).unwrap(),
             secret.expose_secret()

@@ -141,17 +141,24 @@ pub fn credentials_json(
     c: &TemporaryCredentials,
     last_updated: ::time::OffsetDateTime,
 ) -> Zeroizing<String> {
-    let q = |s: &str| Zeroizing::new(serde_json::Value::String(s.to_owned()).to_string());
+    use crate::output::Part::{Json, Raw};
+    let expiration = utc_seconds(c.expires_at());
+    let updated = utc_seconds(last_updated);
     // Security: this document carries the secret key and token; it only goes to a
     // client that presented a live token.
-    Zeroizing::new(format!(
-        "{{\"AccessKeyId\":{},\"SecretAccessKey\":{},\"Token\":{},\"Code\":\"Success\",\"Type\":\"AWS-HMAC\",\"Expiration\":\"{}\",\"LastUpdated\":\"{}\"}}\n",
-        q(c.access_key_id()).as_str(),
-        q(c.secret_access_key()).as_str(),
-        q(c.session_token()).as_str(),
-        utc_seconds(c.expires_at()),
-        utc_seconds(last_updated),
-    ))
+    crate::output::secret_document(&[
+        Raw("{\"AccessKeyId\":"),
+        Json(c.access_key_id()),
+        Raw(",\"SecretAccessKey\":"),
+        Json(c.secret_access_key()),
+        Raw(",\"Token\":"),
+        Json(c.session_token()),
+        Raw(",\"Code\":\"Success\",\"Type\":\"AWS-HMAC\",\"Expiration\":"),
+        Json(&expiration),
+        Raw(",\"LastUpdated\":"),
+        Json(&updated),
+        Raw("}\n"),
+    ])
 }
 
 fn put_token(state: &State, parts: &Parts) -> Resp {
@@ -162,6 +169,13 @@ fn put_token(state: &State, parts: &Parts) -> Resp {
         return text(
             StatusCode::BAD_REQUEST,
             "unable to process requests with X-Forwarded-For header",
+        );
+    }
+    // RFC 7239's standard form of the same thing: a proxy forwarded the request.
+    if parts.headers.contains_key(hyper::header::FORWARDED) {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "unable to process requests with Forwarded header",
         );
     }
     let ttl = match parts.headers.get(TTL_HEADER) {

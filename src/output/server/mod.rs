@@ -5,11 +5,16 @@
 //!
 //! | method and path | answer |
 //! |---|---|
-//! | `PUT /latest/api/token` | an IMDSv2 session token (100 characters, `text/plain`) valid for `X-aws-ec2-metadata-token-ttl-seconds` (1–21600, default 21600), echoed in that header; 400 `invalid token TTL`; 400 with `X-Forwarded-For`; 405 for other methods |
+//! | `PUT /latest/api/token` | an IMDSv2 session token (100 characters, `text/plain`) valid for `X-aws-ec2-metadata-token-ttl-seconds` (1–21600, default 21600), echoed in that header; 400 `invalid token TTL`; 400 with `X-Forwarded-For` or `Forwarded`; 405 for other methods |
 //! | `GET /latest/meta-data/iam/security-credentials[/]` | the role name (last segment of `--role-arn`) |
 //! | `GET /latest/meta-data/iam/security-credentials/<role>[/]` | `{"AccessKeyId","SecretAccessKey","Token","Code":"Success","Type":"AWS-HMAC","Expiration","LastUpdated"}` and a newline; 404 for another role name |
 //! | `GET /latest/meta-data/iam/info[/]` | `{"Code":"Success","LastUpdated","InstanceProfileArn","InstanceProfileId"}` and a newline (synthesised from the role) |
 //! | `GET /v1/credentials` with `Authorization: <token>` | ECS container credentials `{"RoleArn","AccessKeyId","SecretAccessKey","Token","Expiration","AccountId"}` (only when an ECS token is configured) |
+//!
+//! The IMDS rows answer only when [`ServerConfig::imds`] is on (`serve` turns it off
+//! when an ECS token is configured, unless `--imds true`): IMDSv2 has no secret, any
+//! local process can `PUT` for a token, so the ECS token restricts access only with
+//! the IMDS routes off.
 //!
 //! Every IMDS `GET` needs a live token in `X-aws-ec2-metadata-token` (401 `no token
 //! provided` / `invalid token provided`, the token's remaining lifetime echoed in
@@ -25,8 +30,9 @@
 //! 4 KiB within 5 s, else 413/408; at most 1024 connections at once (more wait in
 //! the backlog). IMDS tokens are not stored at all (see [`imds::TokenIssuer`]), so
 //! `PUT`s cannot fill memory or push out another client's token.
-//! [`Server::ecs_only`] turns the IMDS routes off (404), for a server whose
-//! credentials belong only to the holder of the ECS token (`iamra exec`).
+//! [`ServerConfig::imds`] off turns the IMDS routes off (404), for a server whose
+//! credentials belong only to the holder of the ECS token (`serve` with a token,
+//! `iamra exec`).
 //! Every accepted connection gets IP TTL / IPv6 hop limit `--hop-limit` (default 1),
 //! so that answers cannot leave the host; a non-loopback `--bind` needs
 //! `--allow-non-loopback-bind` and hop limit 1. Tokens and credentials are never
@@ -101,6 +107,10 @@ pub struct ServerConfig {
     pub role_arn: Arn,
     /// The ECS endpoint's `Authorization` token; `None` disables that endpoint.
     pub ecs_token: Option<SecretString>,
+    /// Whether the IMDSv2 routes answer. IMDSv2 has no secret: any local process
+    /// can get a session token with a `PUT`. With the IMDS routes off, only the ECS
+    /// route answers (to holders of its token), and every IMDS path is 404.
+    pub imds: bool,
     /// Limits.
     pub limits: Limits,
     /// Serving threads (at least one); see [`default_threads`].
@@ -151,6 +161,11 @@ pub enum ServeError {
     /// Serving ended on its own.
     #[error("stopped serving: {0}")]
     Stopped(&'static str),
+    /// Neither the IMDS nor the ECS routes are on.
+    #[error(
+        "nothing to serve: the IMDS routes are off (--imds false) and no ECS token is configured (--ecs-token-file)"
+    )]
+    NothingToServe,
     /// The ECS token file is unusable.
     #[error("ECS token file {} {reason}", path.display())]
     TokenFile {
@@ -206,7 +221,7 @@ impl Role {
 struct State {
     role: Role,
     tokens: imds::TokenIssuer,
-    /// Whether the IMDS routes are served.
+    /// Whether the IMDS routes answer.
     imds: bool,
     ecs: Option<ecs::Token>,
     creds: watch::Receiver<Snapshot>,
@@ -276,8 +291,6 @@ pub struct Server {
     listener: std::net::TcpListener,
     local: SocketAddr,
     config: ServerConfig,
-    /// Whether the IMDS routes are served (see [`Server::ecs_only`]).
-    imds: bool,
 }
 
 fn socket_err(what: &'static str, addr: SocketAddr) -> impl FnOnce(std::io::Error) -> ServeError {
@@ -308,6 +321,9 @@ fn check_config(config: &ServerConfig, ip: std::net::IpAddr) -> Result<(), Serve
         }
     }
     Role::of(&config.role_arn)?;
+    if !config.imds && config.ecs_token.is_none() {
+        return Err(ServeError::NothingToServe);
+    }
     Ok(())
 }
 
@@ -344,6 +360,14 @@ impl Server {
             .local_addr()
             .map_err(socket_err("read the address", config.addr))?;
         check_config(&config, local.ip())?;
+        // Accepted connections inherit the listener's TTL / hop limit (each one
+        // also gets it set on its own).
+        set_hop_limit(
+            socket2::SockRef::from(&listener),
+            local.is_ipv6(),
+            config.hop_limit,
+        )
+        .map_err(socket_err("set the hop limit", local))?;
         listener
             .set_nonblocking(true)
             .map_err(socket_err("set non-blocking mode", local))?;
@@ -351,16 +375,7 @@ impl Server {
             listener,
             local,
             config,
-            imds: true,
         })
-    }
-
-    /// Serves the ECS route only: every IMDS path is 404. An IMDS token is given to
-    /// anyone who asks, so a server whose credentials are meant only for the holder
-    /// of the ECS token (`iamra exec`) must not answer those routes.
-    pub fn ecs_only(mut self) -> Self {
-        self.imds = false;
-        self
     }
 
     /// The address actually bound (the port chosen for `--port 0`).
@@ -368,9 +383,9 @@ impl Server {
         self.local
     }
 
-    /// The value for `AWS_EC2_METADATA_SERVICE_ENDPOINT`.
-    pub fn imds_endpoint(&self) -> String {
-        format!("http://{}/", self.local)
+    /// The value for `AWS_EC2_METADATA_SERVICE_ENDPOINT`, when the IMDS routes are on.
+    pub fn imds_endpoint(&self) -> Option<String> {
+        self.config.imds.then(|| format!("http://{}/", self.local))
     }
 
     /// The value for `AWS_CONTAINER_CREDENTIALS_FULL_URI`, when the ECS endpoint is on.
@@ -401,7 +416,7 @@ impl Server {
         let state = Arc::new(State {
             role: Role::of(&self.config.role_arn)?,
             tokens: imds::TokenIssuer::new(std::time::Instant::now()),
-            imds: self.imds,
+            imds: self.config.imds,
             ecs: self.config.ecs_token.map(ecs::Token::new),
             creds,
             clock,
@@ -781,7 +796,12 @@ async fn handle(state: &State, req: Request<Incoming>) -> Resp {
         }
     }
     let path = parts.uri.path();
-    let response = if let Some(r) = state.imds.then(|| imds::handle(state, &parts)).flatten() {
+    let imds = if state.imds {
+        imds::handle(state, &parts)
+    } else {
+        None
+    };
+    let response = if let Some(r) = imds {
         r
     } else if let Some(r) = ecs::handle(state, &parts) {
         r
@@ -849,6 +869,7 @@ mod tests {
             hop_limit: 1,
             role_arn: arn,
             ecs_token: None,
+            imds: true,
             limits: Limits::default(),
             threads: 1,
         };

@@ -161,6 +161,23 @@ pub fn iamra<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Out
 /// Asserts a failure: exit status 1, nothing on stdout, and the given stderr.
 #[track_caller]
 pub fn assert_fails_with(out: &Output, expected_stderr: &str) {
+    assert_fails_with_status(out, 1, expected_stderr);
+}
+
+/// The exit status of a refused PIN or password, or a locked key.
+pub const EXIT_AUTHENTICATION: i32 = 77;
+
+/// Asserts a refused PIN or password: exit status 77, nothing on stdout, and the
+/// given stderr.
+#[track_caller]
+pub fn assert_refused_with(out: &Output, expected_stderr: &str) {
+    assert_fails_with_status(out, EXIT_AUTHENTICATION, expected_stderr);
+}
+
+/// Asserts a failure with exit status `code`, nothing on stdout, and the given
+/// stderr.
+#[track_caller]
+pub fn assert_fails_with_status(out: &Output, code: i32, expected_stderr: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr, expected_stderr, "stderr differs");
     assert!(
@@ -168,7 +185,7 @@ pub fn assert_fails_with(out: &Output, expected_stderr: &str) {
         "stdout must be empty, got {:?}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert_eq!(out.status.code(), Some(1), "exit status");
+    assert_eq!(out.status.code(), Some(code), "exit status");
 }
 
 /// Parses credential-process stdout, checking the exact shape.
@@ -260,7 +277,13 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// The built `iamra`, run from the repository root without the caller's `IAMRA_*`
 /// and `AWS_*` variables, proxies or `RUST_LOG`.
 pub fn clean_iamra_command() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iamra"));
+    clean_iamra_command_for(env!("CARGO_BIN_EXE_iamra"))
+}
+
+/// `program` (iamra itself, or a wrapper such as `script` that runs it) with the
+/// clean environment of [`clean_iamra_command`].
+pub fn clean_iamra_command_for(program: &str) -> Command {
+    let mut cmd = Command::new(program);
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();

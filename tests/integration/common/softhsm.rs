@@ -419,6 +419,35 @@ impl SoftHsm {
         )
     }
 
+    /// Sets `flags` (e.g. `CKF_USER_PIN_FINAL_TRY`, 0x20000) in the token flags
+    /// this copy of token `label` reports, as a token with a PIN retry counter
+    /// would after failures (SoftHSM2 itself only ever sets
+    /// `CKF_USER_PIN_COUNT_LOW`). SoftHSM2 keeps the flags in the token's
+    /// `token.object` as attribute `CKA_OS_TOKENFLAGS` (0x8000534B, a ulong).
+    pub fn add_token_flags(&self, label: &str, flags: u64) {
+        const HEADER: [u8; 16] = [0, 0, 0, 0, 0x80, 0, 0x53, 0x4b, 0, 0, 0, 0, 0, 0, 0, 2];
+        let tokens = self.dir.path().join("tokens");
+        for entry in std::fs::read_dir(&tokens).unwrap() {
+            let file = entry.unwrap().path().join("token.object");
+            let Ok(mut data) = std::fs::read(&file) else {
+                continue;
+            };
+            if !data.windows(label.len()).any(|w| w == label.as_bytes()) {
+                continue;
+            }
+            let at = data
+                .windows(HEADER.len())
+                .position(|w| w == HEADER)
+                .expect("CKA_OS_TOKENFLAGS in token.object")
+                + HEADER.len();
+            let old = u64::from_be_bytes(data[at..at + 8].try_into().unwrap());
+            data[at..at + 8].copy_from_slice(&(old | flags).to_be_bytes());
+            std::fs::write(&file, data).unwrap();
+            return;
+        }
+        panic!("no token {label} in {}", tokens.display());
+    }
+
     /// Runs `iamra` like [`super::iamra`], with `SOFTHSM2_CONF` pointing at this
     /// copy and no PIN in the environment unless `env` sets one.
     pub fn iamra<S: AsRef<std::ffi::OsStr>>(&self, args: &[S], env: &[(&str, &str)]) -> Output {
