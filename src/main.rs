@@ -1,6 +1,6 @@
 //! The `iamra` binary: parse flags, run, render errors.
 // `unsafe` only where the process must touch the OS directly (adopting the systemd
-// socket, the libtss2 environment); each use is allowed locally and carries a
+// socket); each use is allowed locally and carries a
 // `// SAFETY:` comment.
 #![deny(unsafe_code)]
 
@@ -60,22 +60,6 @@ where
     }
 }
 
-/// libtss2 (feature `tpm`) prints its own warnings and errors on stderr, which
-/// would break the one-line error contract (the AWS SDKs paste our stderr into
-/// their errors); iamra reports TPM failures itself. `TSS2_LOG` set by the user
-/// still wins.
-#[cfg(feature = "tpm")]
-fn quiet_libtss2() {
-    if std::env::var_os("TSS2_LOG").is_none() {
-        // SAFETY: first statement of main, before any other thread exists, so no
-        // concurrent access to the environment is possible.
-        #[allow(unsafe_code, reason = "set_var before any thread starts")]
-        unsafe {
-            std::env::set_var("TSS2_LOG", "all+none")
-        };
-    }
-}
-
 /// Keeps keys, PINs and credentials in this process's memory out of core dumps
 /// (a panic aborts, and SIGABRT would dump core where core dumps are on) and out of
 /// reach of other processes of the same user (no ptrace attach, no
@@ -99,8 +83,6 @@ fn harden_process() -> Vec<String> {
 }
 
 fn main() {
-    #[cfg(feature = "tpm")]
-    quiet_libtss2();
     let hardening_failed = harden_process();
     let parsed = match cli::args::Cli::try_parse() {
         Ok(c) => c,

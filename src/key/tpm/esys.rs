@@ -1,4 +1,6 @@
-//! The TPM side of [`TpmKey`], through tss-esapi (cargo feature `tpm`).
+//! The TPM side of [`super::TpmKey`], through tss-esapi (cargo feature `tpm`): run
+//! in the helper process `iamra-tpm` ([`super::helper`]), or in the caller's
+//! process with [`super::TpmBackend::InProcess`].
 //!
 //! One [`Context`] per key, opened at load and kept, with the re-created storage
 //! primary (for key files under a hierarchy) and the loaded key. tss-esapi's
@@ -30,10 +32,11 @@ use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 use tss_esapi::{Context, TctiNameConf};
 use zeroize::Zeroizing;
 
+use super::backend::{Backend, KeyRef, Opener};
 use super::tcti::TctiConfig;
 use super::tss2::{Hierarchy, Parent, Tss2Key};
 use super::{DaReport, DaState, TpmError, rsa_public_der};
-use crate::key::{Digest, KeyError, PublicKey, SignError, SigningKey};
+use crate::key::{Digest, PublicKey};
 
 /// A key held in a TPM 2.0: a TSS2 key file loaded under its parent, or a
 /// persistent key (`handle:0x81……`).
@@ -41,7 +44,7 @@ use crate::key::{Digest, KeyError, PublicKey, SignError, SigningKey};
 /// The TPM connection, the parent and the loaded key stay open while the value
 /// lives (so long-running modes pay the load once); dropping it flushes every
 /// transient object.
-pub struct TpmKey {
+pub(crate) struct TpmKey {
     label: String,
     public: PublicKey,
     signer: SignerInfo,
@@ -106,7 +109,7 @@ impl TpmKey {
         tcti: TctiConfig,
         key: &Tss2Key,
         path: &Path,
-    ) -> Result<Self, KeyError> {
+    ) -> Result<Self, TpmError> {
         let label = path.display().to_string();
         let bad = |reason: String| TpmError::BadPublicArea {
             path: path.to_path_buf(),
@@ -138,7 +141,7 @@ impl TpmKey {
         tcti: TctiConfig,
         handle: u32,
         reference: &str,
-    ) -> Result<Self, KeyError> {
+    ) -> Result<Self, TpmError> {
         let source = Source::Handle(handle);
         let mut loaded = Loaded::open(&tcti, &source, reference)?;
         let (public, _, _) = loaded
@@ -162,15 +165,15 @@ impl TpmKey {
         self.auth = auth.filter(|a| !a.is_empty());
     }
 
-    /// The key file or `handle:` reference this key was loaded from.
-    pub fn reference(&self) -> &str {
-        &self.label
+    /// The key's public key.
+    pub(super) fn public_key(&self) -> PublicKey {
+        self.public.clone()
     }
 
     /// Signs `message`, re-opening the TPM connection once if a kept one fails for
     /// a reason other than the password (never retried: each try counts towards the
     /// TPM's dictionary-attack lockout).
-    fn sign_digest(&self, message: &[u8], digest: Digest) -> Result<Vec<u8>, TpmError> {
+    pub(super) fn sign_digest(&self, message: &[u8], digest: Digest) -> Result<Vec<u8>, TpmError> {
         let plan = self.plan(digest)?;
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let mut retried = false;
@@ -243,13 +246,33 @@ impl TpmKey {
     }
 }
 
-impl SigningKey for TpmKey {
-    fn public_key(&self) -> PublicKey {
-        self.public.clone()
+impl Backend for TpmKey {
+    fn set_auth(&mut self, auth: Option<Zeroizing<Vec<u8>>>) -> Result<(), TpmError> {
+        TpmKey::set_auth(self, auth);
+        Ok(())
     }
 
-    fn sign(&self, message: &[u8], digest: Digest) -> Result<Vec<u8>, SignError> {
-        Ok(self.sign_digest(message, digest)?)
+    fn sign(&self, message: &[u8], digest: Digest) -> Result<Vec<u8>, TpmError> {
+        self.sign_digest(message, digest)
+    }
+}
+
+/// Opens keys in this process ([`super::TpmBackend::InProcess`]).
+pub(crate) struct InProcess;
+
+impl Opener for InProcess {
+    fn open(
+        &self,
+        tcti: &TctiConfig,
+        key: &KeyRef<'_>,
+    ) -> Result<(PublicKey, Box<dyn Backend>), TpmError> {
+        let key = match key {
+            KeyRef::File { key, path, .. } => TpmKey::load_file(tcti.clone(), key, path)?,
+            KeyRef::Handle { handle, reference } => {
+                TpmKey::load_handle(tcti.clone(), *handle, reference)?
+            }
+        };
+        Ok((key.public_key(), Box::new(key)))
     }
 }
 
