@@ -17,6 +17,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T = os.path.join(ROOT, "certs-testdata")
 BIN = os.environ.get("IAMRA_BIN", os.path.join(ROOT, "target", "release"))
 RUNS = int(os.environ.get("RUNS", "40"))
+# The packaged build's directory (bench/run.sh builds it into target/packaged).
+PACKAGED = os.environ.get("PACKAGED_BIN")
 
 
 RUSAGE = os.environ.get("RUSAGE", os.path.join(ROOT, "target", "bench-rusage"))
@@ -49,8 +51,10 @@ def compare(label, cmds, env=None):
         med[name] = (w, c, m)
         print(f"| {name} | {w:.2f} | {c:.2f} | {m:.1f} |")
     names = [n for n, _ in cmds]
-    a, b = med[names[0]], med[names[1]]
-    print(f"\n{names[0]} / {names[1]}: wall {a[0] / b[0]:.2f}x, CPU {a[1] / b[1]:.2f}x")
+    floor = med[names[-1]]
+    for n in names[:-1]:
+        a = med[n]
+        print(f"\n{n} / {names[-1]}: wall {a[0] / floor[0]:.2f}x, CPU {a[1] / floor[1]:.2f}x")
 
 
 def main():
@@ -76,8 +80,20 @@ def main():
         curl = ["curl", "-s", "-o", "/dev/null", "--cacert", f"{T}/tls/ca.pem", "-X", "POST",
                 "-H", "Content-Type: application/json", "--data", '{"durationSeconds":3600}',
                 f"{url}/sessions?profileArn=x&roleArn=y&trustAnchorArn=z"]
+        load = os.getloadavg()
+        print(f"load average before the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
         compare("credential-process vs curl (same TLS POST to the local endpoint)",
                 [("iamra credential-process --no-cache", iamra + ["--no-cache"]), ("curl", curl)])
+        if PACKAGED:
+            # The build the .deb/.rpm ship (features tpm,aws-sdk) next to this one.
+            packaged = [os.path.join(PACKAGED, "iamra")] + iamra[1:] + ["--no-cache"]
+            compare("packaged build (tpm,aws-sdk) vs default build vs curl, file key",
+                    [("packaged iamra credential-process --no-cache", packaged),
+                     ("default iamra credential-process --no-cache", iamra + ["--no-cache"]),
+                     ("curl", curl)])
+            compare("process start, packaged vs default build",
+                    [("packaged iamra version", [os.path.join(PACKAGED, "iamra"), "version"]),
+                     ("default iamra version", [os.path.join(BIN, "iamra"), "version"])])
         cache_env = dict(os.environ, IAMRA_CACHE_DIR=os.path.join(work, "cache"))
         version = [os.path.join(BIN, "iamra"), "version"]
         compare("credential-process with a warm cache vs iamra version",
