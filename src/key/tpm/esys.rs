@@ -331,7 +331,12 @@ impl Loaded {
                         })?
                     }
                 };
-                let loaded = ctx.execute_with_nullauth_session(|c| {
+                // The parent's empty authorisation in a password session:
+                // tss-esapi's "nullauth" helper would start (and flush) an HMAC
+                // session with parameter encryption, two more TPM round trips
+                // that protect nothing here (the private area is already
+                // encrypted by the parent).
+                let loaded = ctx.execute_with_session(Some(AuthSession::Password), |c| {
                     c.load(parent_key, private.clone(), public.clone())
                 });
                 let key = match loaded {
@@ -570,8 +575,12 @@ fn create_srk(ctx: &mut Context, hierarchy: Hierarchy) -> tss_esapi::Result<KeyH
         Hierarchy::Endorsement => TpmHierarchy::Endorsement,
         Hierarchy::Platform => TpmHierarchy::Platform,
     };
-    let primary = ctx
-        .execute_with_nullauth_session(|c| c.create_primary(h, template, None, None, None, None))?;
+    // The hierarchy's empty authorisation in a password session, as tpm2-openssl
+    // does: the template and the (empty) sensitive data are no secret, so an HMAC
+    // session with parameter encryption would only cost two more round trips.
+    let primary = ctx.execute_with_session(Some(AuthSession::Password), |c| {
+        c.create_primary(h, template, None, None, None, None)
+    })?;
     Ok(primary.key_handle)
 }
 
