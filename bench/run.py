@@ -57,6 +57,46 @@ def compare(label, cmds, env=None):
         print(f"\n{n} / {names[-1]}: wall {a[0] / floor[0]:.2f}x, CPU {a[1] / floor[1]:.2f}x")
 
 
+def trust_store(iamra, work):
+    """The cold call with the system's CA bundle (plus the test CA) as AWS_CA_BUNDLE,
+    interleaved with the one-certificate bundle; BEFORE_BIN adds an older build."""
+    system = os.environ.get("SYSTEM_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    if not os.path.exists(system):
+        print(f"\n{system} not found: no trust-store rows")
+        return
+    big = os.path.join(work, "system-plus-test-ca.pem")
+    with open(big, "wb") as f:
+        f.write(open(system, "rb").read() + open(f"{T}/tls/ca.pem", "rb").read())
+    n = open(big).read().count("BEGIN CERTIFICATE")
+    base = [a for a in iamra if a not in ("--ca-bundle", f"{T}/tls/ca.pem")] + ["--no-cache"]
+    builds = [("this build", iamra[0])]
+    if os.environ.get("BEFORE_BIN"):
+        builds.append(("before", os.path.join(os.environ["BEFORE_BIN"], "iamra")))
+    cmds = []
+    for label, exe in builds:
+        cmds.append((f"{label}, AWS_CA_BUNDLE = {n} certificates", [exe] + base[1:], big))
+        cmds.append((f"{label}, AWS_CA_BUNDLE = 1 certificate", [exe] + base[1:], f"{T}/tls/ca.pem"))
+    results = {name: [] for name, _, _ in cmds}
+    envs = {name: dict(os.environ, AWS_CA_BUNDLE=bundle) for name, _, bundle in cmds}
+    for name, argv, _ in cmds:
+        measure(argv, envs[name])
+    for _ in range(RUNS):
+        for name, argv, _ in cmds:
+            results[name].append(measure(argv, envs[name]))
+    print(f"\n### trust store: {n}-certificate bundle vs 1 certificate (median of {RUNS} runs)\n")
+    print("| command | wall ms | CPU ms | peak RSS MiB |")
+    print("|---|---:|---:|---:|")
+    med = {}
+    for name, _, _ in cmds:
+        med[name] = [statistics.median(r[i] for r in results[name]) for i in range(3)]
+        w, c, m = med[name]
+        print(f"| {name} | {w * 1000:.2f} | {c * 1000:.2f} | {m:.1f} |")
+    for label, _ in builds:
+        big_, small = med[f"{label}, AWS_CA_BUNDLE = {n} certificates"], med[f"{label}, AWS_CA_BUNDLE = 1 certificate"]
+        print(f"\n{label}: the {n}-certificate bundle costs {(big_[1] - small[1]) * 1000:+.2f} ms CPU, "
+              f"{(big_[0] - small[0]) * 1000:+.2f} ms wall")
+
+
 def main():
     env = dict(line.strip().split("=", 1) for line in open(os.path.join(T, "arns.env")) if "=" in line)
     work = tempfile.mkdtemp()
@@ -94,6 +134,7 @@ def main():
             compare("process start, packaged vs default build",
                     [("packaged iamra version", [os.path.join(PACKAGED, "iamra"), "version"]),
                      ("default iamra version", [os.path.join(BIN, "iamra"), "version"])])
+        trust_store(iamra, work)
         cache_env = dict(os.environ, IAMRA_CACHE_DIR=os.path.join(work, "cache"))
         version = [os.path.join(BIN, "iamra"), "version"]
         compare("credential-process with a warm cache vs iamra version",

@@ -49,33 +49,34 @@ impl BundleVerifier {
     /// as reqwest's reader skips them). The error completes "CA bundle PATH …".
     pub(crate) fn from_pem(pem: &[u8], provider: Arc<CryptoProvider>) -> Result<Self, String> {
         let mut anchors = Vec::new();
-        let mut rest = pem;
-        let mut base64 = Vec::new();
-        while let Some(start) = find(rest, BEGIN) {
-            let body = &rest[start + BEGIN.len()..];
-            let end = find(body, END)
-                .ok_or("is not a PEM certificate bundle (a block has no END line)")?;
-            base64.clear();
-            base64.extend(
-                body[..end]
-                    .iter()
-                    .copied()
-                    .filter(|b| !b.is_ascii_whitespace()),
-            );
-            let der = base64::engine::general_purpose::STANDARD
-                .decode(&base64)
-                .map_err(|_| "is not a PEM certificate bundle (bad base64)".to_string())?;
-            let subject = subject_range(&der).ok_or_else(|| {
-                format!(
-                    "holds a certificate that does not parse (certificate {})",
-                    anchors.len() + 1
-                )
-            })?;
-            anchors.push(Anchor {
-                der: CertificateDer::from(der),
-                subject,
-            });
-            rest = &body[end + END.len()..];
+        // One pass over the lines: base64 is gathered between BEGIN and END.
+        let mut base64: Option<Vec<u8>> = None;
+        for line in pem.split(|&b| b == b'\n') {
+            let line = line.trim_ascii();
+            match base64.as_mut() {
+                None if line == BEGIN => base64 = Some(Vec::with_capacity(2048)),
+                None => {}
+                Some(text) if line == END => {
+                    let der = base64::engine::general_purpose::STANDARD
+                        .decode(&text)
+                        .map_err(|_| "is not a PEM certificate bundle (bad base64)".to_string())?;
+                    let subject = subject_range(&der).ok_or_else(|| {
+                        format!(
+                            "holds a certificate that does not parse (certificate {})",
+                            anchors.len() + 1
+                        )
+                    })?;
+                    anchors.push(Anchor {
+                        der: CertificateDer::from(der),
+                        subject,
+                    });
+                    base64 = None;
+                }
+                Some(text) => text.extend_from_slice(line),
+            }
+        }
+        if base64.is_some() {
+            return Err("is not a PEM certificate bundle (a block has no END line)".into());
         }
         if anchors.is_empty() {
             return Err("holds no certificate".into());
@@ -156,10 +157,6 @@ impl ServerCertVerifier for BundleVerifier {
             .signature_verification_algorithms
             .supported_schemes()
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// One DER element at the start of `input`: (tag, header length, total length).
