@@ -24,64 +24,59 @@ use rustls::{CertificateError, DigitallySignedStruct, Error, RootCertStore, Sign
 /// A server certificate verifier over a CA bundle, decoding anchors lazily.
 #[derive(Debug)]
 pub(crate) struct BundleVerifier {
+    /// The bundle as read.
+    pem: Vec<u8>,
     anchors: Vec<Anchor>,
     provider: Arc<CryptoProvider>,
 }
 
 #[derive(Debug)]
 struct Anchor {
-    der: CertificateDer<'static>,
-    /// Where the subject `Name` (tag and length included) sits in `der`.
-    subject: Range<usize>,
+    /// The base64 text of the certificate in `pem` (line breaks included).
+    body: Range<usize>,
+    /// Its subject `Name` (tag and length included).
+    subject: Vec<u8>,
 }
 
-impl Anchor {
-    fn subject(&self) -> &[u8] {
-        &self.der[self.subject.clone()]
-    }
-}
+/// Base64 characters decoded to find a subject: 768 bytes of DER, past the subject
+/// of all but unusual certificates (the rest are decoded whole).
+const PREFIX: usize = 1024;
 
 const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
 const END: &[u8] = b"-----END CERTIFICATE-----";
 
 impl BundleVerifier {
     /// Reads the `CERTIFICATE` blocks of a PEM bundle (other blocks are skipped,
-    /// as reqwest's reader skips them). The error completes "CA bundle PATH …".
+    /// as reqwest's reader skips them), decoding of each only what holds its
+    /// subject. The error completes "CA bundle PATH …".
     pub(crate) fn from_pem(pem: &[u8], provider: Arc<CryptoProvider>) -> Result<Self, String> {
+        let begin = memchr::memmem::Finder::new(BEGIN);
+        let end = memchr::memmem::Finder::new(END);
         let mut anchors = Vec::new();
-        // One pass over the lines: base64 is gathered between BEGIN and END.
-        let mut base64: Option<Vec<u8>> = None;
-        for line in pem.split(|&b| b == b'\n') {
-            let line = line.trim_ascii();
-            match base64.as_mut() {
-                None if line == BEGIN => base64 = Some(Vec::with_capacity(2048)),
-                None => {}
-                Some(text) if line == END => {
-                    let der = base64::engine::general_purpose::STANDARD
-                        .decode(&text)
-                        .map_err(|_| "is not a PEM certificate bundle (bad base64)".to_string())?;
-                    let subject = subject_range(&der).ok_or_else(|| {
-                        format!(
-                            "holds a certificate that does not parse (certificate {})",
-                            anchors.len() + 1
-                        )
-                    })?;
-                    anchors.push(Anchor {
-                        der: CertificateDer::from(der),
-                        subject,
-                    });
-                    base64 = None;
-                }
-                Some(text) => text.extend_from_slice(line),
-            }
-        }
-        if base64.is_some() {
-            return Err("is not a PEM certificate bundle (a block has no END line)".into());
+        let mut at = 0;
+        while let Some(found) = begin.find(&pem[at..]) {
+            let start = at + found + BEGIN.len();
+            let len = end
+                .find(&pem[start..])
+                .ok_or("is not a PEM certificate bundle (a block has no END line)")?;
+            let body = start..start + len;
+            let subject = subject_of(&pem[body.clone()])?.ok_or_else(|| {
+                format!(
+                    "holds a certificate that does not parse (certificate {})",
+                    anchors.len() + 1
+                )
+            })?;
+            anchors.push(Anchor { body, subject });
+            at = start + len + END.len();
         }
         if anchors.is_empty() {
             return Err("holds no certificate".into());
         }
-        Ok(BundleVerifier { anchors, provider })
+        Ok(BundleVerifier {
+            pem: pem.to_vec(),
+            anchors,
+            provider,
+        })
     }
 
     /// The anchors that may issue a certificate of the presented chain.
@@ -92,9 +87,16 @@ impl BundleVerifier {
             .collect();
         let mut roots = RootCertStore::empty();
         for anchor in &self.anchors {
-            if issuers.contains(&anchor.subject()) {
+            if issuers.contains(&anchor.subject.as_slice()) {
                 // An anchor WebPKI cannot read could not have been used either.
-                if let Err(e) = roots.add(anchor.der.clone()) {
+                let added = decode(&self.pem[anchor.body.clone()], usize::MAX)
+                    .map_err(|_| "bad base64".to_string())
+                    .and_then(|der| {
+                        roots
+                            .add(CertificateDer::from(der))
+                            .map_err(|e| e.to_string())
+                    });
+                if let Err(e) = added {
                     tracing::debug!(error = %e, "skipping a CA certificate WebPKI cannot use");
                 }
             }
@@ -159,6 +161,36 @@ impl ServerCertVerifier for BundleVerifier {
     }
 }
 
+/// Decodes the first `limit` base64 characters of `text` (line breaks skipped; all of
+/// it when shorter).
+fn decode(text: &[u8], limit: usize) -> Result<Vec<u8>, base64::DecodeError> {
+    let mut clean = Vec::with_capacity(text.len().min(limit));
+    for &b in text {
+        if !b.is_ascii_whitespace() {
+            if clean.len() == limit {
+                break;
+            }
+            clean.push(b);
+        }
+    }
+    base64::engine::general_purpose::STANDARD.decode(&clean)
+}
+
+/// The subject of the certificate whose base64 text is `text`, from a prefix when
+/// it holds the subject. `Ok(None)`: not a certificate.
+fn subject_of(text: &[u8]) -> Result<Option<Vec<u8>>, String> {
+    let bad = |_| "is not a PEM certificate bundle (bad base64)".to_string();
+    let prefix = decode(text, PREFIX).map_err(bad)?;
+    if let Some((_, subject)) = names(&prefix) {
+        return Ok(Some(subject.to_vec()));
+    }
+    if prefix.len() < PREFIX / 4 * 3 {
+        return Ok(None);
+    }
+    let whole = decode(text, usize::MAX).map_err(bad)?;
+    Ok(names(&whole).map(|(_, subject)| subject.to_vec()))
+}
+
 /// One DER element at the start of `input`: (tag, header length, total length).
 fn tlv(input: &[u8]) -> Option<(u8, usize, usize)> {
     let tag = *input.first()?;
@@ -180,6 +212,15 @@ fn tlv(input: &[u8]) -> Option<(u8, usize, usize)> {
     (total <= input.len()).then_some((tag, header, total))
 }
 
+/// The length of the tag and length octets of the element at the start of `input`.
+fn header_len(input: &[u8]) -> Option<usize> {
+    match *input.get(1)? {
+        first if first < 0x80 => Some(2),
+        first if (0x81..=0x84).contains(&first) => Some(2 + usize::from(first & 0x7f)),
+        _ => None,
+    }
+}
+
 /// Splits the first element off `input`: (tag, the element with its header).
 fn next<'a>(input: &mut &'a [u8]) -> Option<(u8, &'a [u8])> {
     let (tag, _, total) = tlv(input)?;
@@ -189,18 +230,17 @@ fn next<'a>(input: &mut &'a [u8]) -> Option<(u8, &'a [u8])> {
 }
 
 /// The issuer and subject `Name`s (with tag and length) of a certificate.
+///
+/// The two outer headers are read without checking that their contents are all
+/// there, so that a prefix of a certificate will do.
 fn names(cert: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (tag, header, total) = tlv(cert)?;
-    if tag != 0x30 {
-        return None;
+    let mut fields = cert;
+    for _ in 0..2 {
+        if *fields.first()? != 0x30 {
+            return None;
+        }
+        fields = fields.get(header_len(fields)?..)?;
     }
-    let mut outer = &cert[header..total];
-    let (tag, tbs) = next(&mut outer)?;
-    if tag != 0x30 {
-        return None;
-    }
-    let (_, header, _) = tlv(tbs)?;
-    let mut fields = &tbs[header..];
     let (mut tag, _) = next(&mut fields)?;
     if tag == 0xa0 {
         // [0] version, then the serial number.
@@ -214,12 +254,6 @@ fn names(cert: &[u8]) -> Option<(&[u8], &[u8])> {
     let (_validity, _) = next(&mut fields)?;
     let (tag2, subject) = next(&mut fields)?;
     (tag == 0x30 && tag2 == 0x30).then_some((issuer, subject))
-}
-
-fn subject_range(cert: &[u8]) -> Option<Range<usize>> {
-    let (_, subject) = names(cert)?;
-    let start = subject.as_ptr() as usize - cert.as_ptr() as usize;
-    Some(start..start + subject.len())
 }
 
 #[cfg(test)]
