@@ -17,6 +17,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T = os.path.join(ROOT, "certs-testdata")
 BIN = os.environ.get("IAMRA_BIN", os.path.join(ROOT, "target", "release"))
 RUNS = int(os.environ.get("RUNS", "40"))
+# The packaged build's directory (bench/run.sh builds it into target/packaged).
+PACKAGED = os.environ.get("PACKAGED_BIN")
 
 
 RUSAGE = os.environ.get("RUSAGE", os.path.join(ROOT, "target", "bench-rusage"))
@@ -49,8 +51,50 @@ def compare(label, cmds, env=None):
         med[name] = (w, c, m)
         print(f"| {name} | {w:.2f} | {c:.2f} | {m:.1f} |")
     names = [n for n, _ in cmds]
-    a, b = med[names[0]], med[names[1]]
-    print(f"\n{names[0]} / {names[1]}: wall {a[0] / b[0]:.2f}x, CPU {a[1] / b[1]:.2f}x")
+    floor = med[names[-1]]
+    for n in names[:-1]:
+        a = med[n]
+        print(f"\n{n} / {names[-1]}: wall {a[0] / floor[0]:.2f}x, CPU {a[1] / floor[1]:.2f}x")
+
+
+def trust_store(iamra, work):
+    """The cold call with the system's CA bundle (plus the test CA) as AWS_CA_BUNDLE,
+    interleaved with the one-certificate bundle; BEFORE_BIN adds an older build."""
+    system = os.environ.get("SYSTEM_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    if not os.path.exists(system):
+        print(f"\n{system} not found: no trust-store rows")
+        return
+    big = os.path.join(work, "system-plus-test-ca.pem")
+    with open(big, "wb") as f:
+        f.write(open(system, "rb").read() + open(f"{T}/tls/ca.pem", "rb").read())
+    n = open(big).read().count("BEGIN CERTIFICATE")
+    base = [a for a in iamra if a not in ("--ca-bundle", f"{T}/tls/ca.pem")] + ["--no-cache"]
+    builds = [("this build", iamra[0])]
+    if os.environ.get("BEFORE_BIN"):
+        builds.append(("before", os.path.join(os.environ["BEFORE_BIN"], "iamra")))
+    cmds = []
+    for label, exe in builds:
+        cmds.append((f"{label}, AWS_CA_BUNDLE = {n} certificates", [exe] + base[1:], big))
+        cmds.append((f"{label}, AWS_CA_BUNDLE = 1 certificate", [exe] + base[1:], f"{T}/tls/ca.pem"))
+    results = {name: [] for name, _, _ in cmds}
+    envs = {name: dict(os.environ, AWS_CA_BUNDLE=bundle) for name, _, bundle in cmds}
+    for name, argv, _ in cmds:
+        measure(argv, envs[name])
+    for _ in range(RUNS):
+        for name, argv, _ in cmds:
+            results[name].append(measure(argv, envs[name]))
+    print(f"\n### trust store: {n}-certificate bundle vs 1 certificate (median of {RUNS} runs)\n")
+    print("| command | wall ms | CPU ms | peak RSS MiB |")
+    print("|---|---:|---:|---:|")
+    med = {}
+    for name, _, _ in cmds:
+        med[name] = [statistics.median(r[i] for r in results[name]) for i in range(3)]
+        w, c, m = med[name]
+        print(f"| {name} | {w * 1000:.2f} | {c * 1000:.2f} | {m:.1f} |")
+    for label, _ in builds:
+        big_, small = med[f"{label}, AWS_CA_BUNDLE = {n} certificates"], med[f"{label}, AWS_CA_BUNDLE = 1 certificate"]
+        print(f"\n{label}: the {n}-certificate bundle costs {(big_[1] - small[1]) * 1000:+.2f} ms CPU, "
+              f"{(big_[0] - small[0]) * 1000:+.2f} ms wall")
 
 
 def main():
@@ -76,8 +120,21 @@ def main():
         curl = ["curl", "-s", "-o", "/dev/null", "--cacert", f"{T}/tls/ca.pem", "-X", "POST",
                 "-H", "Content-Type: application/json", "--data", '{"durationSeconds":3600}',
                 f"{url}/sessions?profileArn=x&roleArn=y&trustAnchorArn=z"]
+        load = os.getloadavg()
+        print(f"load average before the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
         compare("credential-process vs curl (same TLS POST to the local endpoint)",
                 [("iamra credential-process --no-cache", iamra + ["--no-cache"]), ("curl", curl)])
+        if PACKAGED:
+            # The build the .deb/.rpm ship (features tpm,aws-sdk) next to this one.
+            packaged = [os.path.join(PACKAGED, "iamra")] + iamra[1:] + ["--no-cache"]
+            compare("packaged build (tpm,aws-sdk) vs default build vs curl, file key",
+                    [("packaged iamra credential-process --no-cache", packaged),
+                     ("default iamra credential-process --no-cache", iamra + ["--no-cache"]),
+                     ("curl", curl)])
+            compare("process start, packaged vs default build",
+                    [("packaged iamra version", [os.path.join(PACKAGED, "iamra"), "version"]),
+                     ("default iamra version", [os.path.join(BIN, "iamra"), "version"])])
+        trust_store(iamra, work)
         cache_env = dict(os.environ, IAMRA_CACHE_DIR=os.path.join(work, "cache"))
         version = [os.path.join(BIN, "iamra"), "version"]
         compare("credential-process with a warm cache vs iamra version",

@@ -4,6 +4,9 @@
 //!   sign, flush everything — per signature, as the reference helper does;
 //! - long-running: one [`iamra::key::TpmKey`] (connection, primary and key kept),
 //!   as `update`/`serve` use it;
+//!
+//! Both run libtss2 in this process (`TpmBackend::InProcess`), to measure the
+//! signing engine; the CLI runs the same code in its helper `iamra-tpm`.
 //! - one `credential-process` round trip (release binary against the release
 //!   `iamra-test-endpoint`), median of several runs.
 //!
@@ -230,6 +233,10 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(3.0);
+    // The signing engine itself, without the helper process the CLI runs it in
+    // (bench/tokens.py measures the CLI).
+    iamra::key::tpm::set_backend(iamra::key::tpm::TpmBackend::InProcess)
+        .expect("first choice of backend");
     let dir = tempfile::tempdir().expect("temp dir");
     let dir = dir.path();
     std::fs::write(

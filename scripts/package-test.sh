@@ -16,10 +16,19 @@ rpm -qpl "$rpm" > "$work/files"; rpm -qpR "$rpm" > "$work/requires"; dpkg-deb -I
 grep -qx /usr/bin/iamra "$work/files"
 grep -qx /usr/lib/systemd/system/iamra-serve.service "$work/files"
 grep -qx /usr/share/doc/iamra/examples/backup.timer "$work/files"
-grep -q 'libtss2-esys.so.0' "$work/requires"   # computed from the binary (tpm feature)
+grep -qx /usr/libexec/iamra/iamra-tpm "$work/files"
+grep -q 'libtss2-esys.so.0' "$work/requires"   # computed from the TPM helper (tpm feature)
 grep -q 'Depends:.*libtss2-esys' "$work/control"
 echo "rpm requires: $(grep -v GLIBC "$work/requires" | tr '\n' ' ')"
 dpkg-deb -x "$deb" "$root"
+echo "== libtss2 only in the TPM helper"
+# iamra runs TPM keys in /usr/libexec/iamra/iamra-tpm: the main binary must not make
+# the loader map libtss2 (and libcrypto) at every start.
+if readelf -d "$root/usr/bin/iamra" | grep -q 'NEEDED.*libtss2'; then
+  echo "usr/bin/iamra links libtss2" >&2; exit 1
+fi
+readelf -d "$root/usr/libexec/iamra/iamra-tpm" | grep -q 'NEEDED.*libtss2-esys'
+grep -q /usr/libexec/iamra "$root/usr/bin/iamra"   # the helper directory built in
 echo "== systemd-analyze verify / security"
 for f in "$root"/lib/systemd/system/*; do
   sed "s|/usr/bin/iamra|$root/usr/bin/iamra|" "$f" > "$units/$(basename "$f")"
@@ -50,4 +59,4 @@ case "$out" in
   '{"Version":1,"AccessKeyId":"ASIA'*) echo "credential-process round trip from the packaged binary: ok";;
   *) echo "unexpected output: $out" >&2; exit 1;;
 esac
-ls -l "$root/usr/bin/iamra" "$deb" "$rpm"
+ls -l "$root/usr/bin/iamra" "$root/usr/libexec/iamra/iamra-tpm" "$deb" "$rpm"

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 for tool in cargo-deb cargo-generate-rpm; do
   command -v "$tool" >/dev/null || cargo install --locked "$tool"
 done
-cargo build --locked --release --features tpm,aws-sdk --bin iamra
+# iamra-tpm is the TPM helper; iamra finds it in /usr/libexec/iamra (IAMRA_TPM_HELPER_DIR).
+IAMRA_TPM_HELPER_DIR=/usr/libexec/iamra cargo build --locked --release --features tpm,aws-sdk --bin iamra --bin iamra-tpm
 rm -rf target/assets && mkdir -p target/assets/man target/assets/completions
 target/release/iamra man --out-dir target/assets/man
 for f in target/assets/man/*.1; do gzip -9n -f "$f"; done

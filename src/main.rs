@@ -1,6 +1,7 @@
 //! The `iamra` binary: parse flags, run, render errors.
 // `unsafe` only where the process must touch the OS directly (adopting the systemd
-// socket, the libtss2 environment); each use is allowed locally and carries a
+// socket, removing variables from the environment, descriptors before `exec`); each
+// use is allowed locally and carries a
 // `// SAFETY:` comment.
 #![deny(unsafe_code)]
 // A binary has no API: `pub` inside it means "visible in this crate", as `pub(crate)` does.
@@ -67,22 +68,6 @@ where
     }
 }
 
-/// libtss2 (feature `tpm`) prints its own warnings and errors on stderr, which
-/// would break the one-line error contract (the AWS SDKs paste our stderr into
-/// their errors); iamra reports TPM failures itself. `TSS2_LOG` set by the user
-/// still wins.
-#[cfg(feature = "tpm")]
-fn quiet_libtss2() {
-    if std::env::var_os("TSS2_LOG").is_none() {
-        // SAFETY: called at the start of main, before any other thread exists, so no
-        // concurrent access to the environment is possible.
-        #[allow(unsafe_code, reason = "set_var before any thread starts")]
-        unsafe {
-            std::env::set_var("TSS2_LOG", "all+none")
-        };
-    }
-}
-
 /// Keeps keys, PINs and credentials in this process's memory out of core dumps
 /// (a panic aborts, and SIGABRT would dump core where core dumps are on) and out of
 /// reach of other processes of the same user (no ptrace attach, no
@@ -124,8 +109,6 @@ fn shorten_quoted(line: &str) -> String {
 fn main() {
     let hardening_failed = harden_process();
     cli::take_secret_variables();
-    #[cfg(feature = "tpm")]
-    quiet_libtss2();
     let parsed = match cli::args::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

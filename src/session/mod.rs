@@ -10,8 +10,10 @@
 pub mod arn;
 pub mod endpoint;
 pub mod response;
+mod roots;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ::time::OffsetDateTime;
@@ -337,21 +339,29 @@ impl Client {
                     path: path.clone(),
                     reason: format!("cannot be read ({})", crate::error::chain(&e)),
                 })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| {
-                SessionError::CaBundle {
-                    path: path.clone(),
-                    reason: "is not a PEM certificate bundle".into(),
-                }
-            })?;
-            if certs.is_empty() {
-                return Err(SessionError::CaBundle {
-                    path: path.clone(),
-                    reason: "holds no certificate".into(),
-                });
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let verifier =
+                roots::BundleVerifier::from_pem(&pem, provider.clone()).map_err(|reason| {
+                    SessionError::CaBundle {
+                        path: path.clone(),
+                        reason,
+                    }
+                })?;
+            if options.insecure {
+                // Verification is off anyway: reqwest's own switch (which warns).
+                builder = builder.tls_danger_accept_invalid_certs(true);
+            } else {
+                // Anchors decoded only when a server chain names them (roots.rs).
+                let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| SessionError::Client(e.to_string()))?
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(verifier))
+                    .with_no_client_auth();
+                tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+                builder = builder.tls_backend_preconfigured(tls);
             }
-            builder = builder.tls_certs_only(certs);
-        }
-        if options.insecure {
+        } else if options.insecure {
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
         let http = builder

@@ -649,12 +649,65 @@ fn wrong_passwords_report_the_dictionary_attack_state_then_the_lockout() {
     assert_tpm_clean(&tpm, "the lockout");
 }
 
+#[test]
+fn a_missing_tpm_helper_gives_one_clear_line_and_other_keys_still_work() {
+    let tpm = swtpm_or_skip!();
+    let ep = Endpoint::start();
+    // A copy of iamra with no iamra-tpm beside it (and none installed).
+    let dir = tempfile::tempdir().unwrap();
+    let lone = dir.path().join("iamra");
+    std::fs::copy(env!("CARGO_BIN_EXE_iamra"), &lone).unwrap();
+    let installed = Path::new(iamra::key::tpm::helper::HELPER_DIR).join("iamra-tpm");
+    assert!(!installed.exists(), "{} is installed", installed.display());
+    let run_lone = |args: &[String]| {
+        Command::new(&lone)
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("TPM2TOOLS_TCTI", tpm.tcti())
+            .env("IAMRA_NO_CACHE", "true")
+            .env_remove("IAMRA_TPM_KEY_PASSWORD")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let key = tpm.file("prov-ec.tss2.pem");
+    let out = run_lone(&cp(&ep, &tpm.file("prov-ec.crt"), &key, &[]));
+    assert_fails_with(
+        &out,
+        &format!(
+            "iamra: error: cannot use TPM key {key}: its helper program iamra-tpm is not installed (looked for {} and {}); reinstall iamra with the tpm feature\n",
+            dir.path().join("iamra-tpm").display(),
+            installed.display()
+        ),
+    );
+    assert_eq!(ep.requests().len(), 0);
+    // A file key needs no helper.
+    let out = run_lone(&cp(
+        &ep,
+        &td("rsa2048/cert.pem").display().to_string(),
+        &td("rsa2048/key.pkcs8.pem").display().to_string(),
+        &[],
+    ));
+    assert_credentials(&out);
+    assert_tpm_clean(&tpm, "the missing helper");
+}
+
 mod library {
-    //! The library's [`TpmKey`] in long-running use.
+    //! The library's [`TpmKey`] in long-running use, its commands run by the
+    //! helper program `iamra-tpm` as in the CLI.
 
     use super::*;
     use iamra::key::tpm::tcti::TctiConfig;
+    use iamra::key::tpm::{TpmBackend, set_backend};
     use iamra::key::{Digest, NoPassword, SigningKey as _};
+
+    /// The test binary does not sit next to `iamra-tpm`: name it (once per process).
+    fn use_built_helper() {
+        let helper = TpmBackend::Helper(env!("CARGO_BIN_EXE_iamra-tpm").into());
+        if let Err(other) = set_backend(helper.clone()) {
+            assert_eq!(other, helper, "every test chooses the same backend");
+        }
+    }
 
     fn verify_p256(public: &iamra::key::PublicKey, message: &[u8], der: &[u8]) {
         use p256::ecdsa::signature::Verifier as _;
@@ -667,6 +720,7 @@ mod library {
     }
 
     fn load(tpm: &Swtpm, name: &str) -> iamra::key::TpmKey {
+        use_built_helper();
         let path = tpm.file(name);
         let pem = std::fs::read(&path).unwrap();
         let der = iamra::pem::parse_all(&pem).unwrap().remove(0).der;
@@ -700,6 +754,7 @@ mod library {
     #[test]
     fn a_password_key_keeps_one_hmac_session_and_flushes_it_on_drop() {
         let tpm = swtpm_or_skip!();
+        use_built_helper();
         let path = tpm.file("prov-ec-pw.tss2.pem");
         let pem = std::fs::read(&path).unwrap();
         let der = iamra::pem::parse_all(&pem).unwrap().remove(0).der;
@@ -755,6 +810,7 @@ mod library {
     #[test]
     fn a_handle_key_uses_no_transient_object() {
         let tpm = swtpm_or_skip!();
+        use_built_helper();
         let tcti = TctiConfig::new(&tpm.tcti()).unwrap();
         let key = iamra::key::tpm::load_handle_with_tcti(
             &handle_ref(HANDLE_RSA),

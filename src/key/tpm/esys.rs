@@ -1,4 +1,6 @@
-//! The TPM side of [`TpmKey`], through tss-esapi (cargo feature `tpm`).
+//! The TPM side of [`super::TpmKey`], through tss-esapi (cargo feature `tpm`): run
+//! in the helper process `iamra-tpm` ([`super::helper`]), or in the caller's
+//! process with [`super::TpmBackend::InProcess`].
 //!
 //! One [`Context`] per key, opened at load and kept, with the re-created storage
 //! primary (for key files under a hierarchy) and the loaded key. tss-esapi's
@@ -31,10 +33,11 @@ use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 use tss_esapi::{Context, TctiNameConf};
 use zeroize::Zeroizing;
 
+use super::backend::{Backend, KeyRef, Opener};
 use super::tcti::TctiConfig;
 use super::tss2::{Hierarchy, Parent, Tss2Key};
 use super::{DaReport, DaState, TpmError, rsa_public_der};
-use crate::key::{Digest, KeyError, PublicKey, SignError, SigningKey};
+use crate::key::{Digest, PublicKey};
 
 /// A key held in a TPM 2.0: a TSS2 key file loaded under its parent, or a
 /// persistent key (`handle:0x81……`).
@@ -42,7 +45,7 @@ use crate::key::{Digest, KeyError, PublicKey, SignError, SigningKey};
 /// The TPM connection, the parent and the loaded key stay open while the value
 /// lives (so long-running modes pay the load once); dropping it flushes every
 /// transient object.
-pub struct TpmKey {
+pub(crate) struct TpmKey {
     label: String,
     public: PublicKey,
     signer: SignerInfo,
@@ -110,7 +113,7 @@ impl TpmKey {
         tcti: TctiConfig,
         key: &Tss2Key,
         path: &Path,
-    ) -> Result<Self, KeyError> {
+    ) -> Result<Self, TpmError> {
         let label = path.display().to_string();
         let bad = |reason: String| TpmError::BadPublicArea {
             path: path.to_path_buf(),
@@ -143,7 +146,7 @@ impl TpmKey {
         tcti: TctiConfig,
         handle: u32,
         reference: &str,
-    ) -> Result<Self, KeyError> {
+    ) -> Result<Self, TpmError> {
         let source = Source::Handle(handle);
         let mut loaded = Loaded::open(&tcti, &source, reference)?;
         let (public, _, _) = loaded
@@ -168,15 +171,15 @@ impl TpmKey {
         self.auth = auth.filter(|a| !a.is_empty());
     }
 
-    /// The key file or `handle:` reference this key was loaded from.
-    pub fn reference(&self) -> &str {
-        &self.label
+    /// The key's public key.
+    pub(super) fn public_key(&self) -> PublicKey {
+        self.public.clone()
     }
 
     /// Signs `message`, re-opening the TPM connection once if a kept one fails for
     /// a reason other than the password (never retried: each try counts towards the
     /// TPM's dictionary-attack lockout).
-    fn sign_digest(&self, message: &[u8], digest: Digest) -> Result<Vec<u8>, TpmError> {
+    pub(super) fn sign_digest(&self, message: &[u8], digest: Digest) -> Result<Vec<u8>, TpmError> {
         let plan = self.plan(digest)?;
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if self.refused.load(Ordering::SeqCst) {
@@ -255,13 +258,33 @@ impl TpmKey {
     }
 }
 
-impl SigningKey for TpmKey {
-    fn public_key(&self) -> PublicKey {
-        self.public.clone()
+impl Backend for TpmKey {
+    fn set_auth(&mut self, auth: Option<Zeroizing<Vec<u8>>>) -> Result<(), TpmError> {
+        TpmKey::set_auth(self, auth);
+        Ok(())
     }
 
-    fn sign(&self, message: &[u8], digest: Digest) -> Result<Vec<u8>, SignError> {
-        Ok(self.sign_digest(message, digest)?)
+    fn sign(&self, message: &[u8], digest: Digest) -> Result<Vec<u8>, TpmError> {
+        self.sign_digest(message, digest)
+    }
+}
+
+/// Opens keys in this process ([`super::TpmBackend::InProcess`]).
+pub(crate) struct InProcess;
+
+impl Opener for InProcess {
+    fn open(
+        &self,
+        tcti: &TctiConfig,
+        key: &KeyRef<'_>,
+    ) -> Result<(PublicKey, Box<dyn Backend>), TpmError> {
+        let key = match key {
+            KeyRef::File { key, path, .. } => TpmKey::load_file(tcti.clone(), key, path)?,
+            KeyRef::Handle { handle, reference } => {
+                TpmKey::load_handle(tcti.clone(), *handle, reference)?
+            }
+        };
+        Ok((key.public_key(), Box::new(key)))
     }
 }
 
@@ -320,7 +343,12 @@ impl Loaded {
                         })?
                     }
                 };
-                let loaded = ctx.execute_with_nullauth_session(|c| {
+                // The parent's empty authorisation in a password session:
+                // tss-esapi's "nullauth" helper would start (and flush) an HMAC
+                // session with parameter encryption, two more TPM round trips
+                // that protect nothing here (the private area is already
+                // encrypted by the parent).
+                let loaded = ctx.execute_with_session(Some(AuthSession::Password), |c| {
                     c.load(parent_key, private.clone(), public.clone())
                 });
                 let key = match loaded {
@@ -589,8 +617,12 @@ fn create_srk(ctx: &mut Context, hierarchy: Hierarchy) -> tss_esapi::Result<KeyH
         Hierarchy::Endorsement => TpmHierarchy::Endorsement,
         Hierarchy::Platform => TpmHierarchy::Platform,
     };
-    let primary = ctx
-        .execute_with_nullauth_session(|c| c.create_primary(h, template, None, None, None, None))?;
+    // The hierarchy's empty authorisation in a password session, as tpm2-openssl
+    // does: the template and the (empty) sensitive data are no secret, so an HMAC
+    // session with parameter encryption would only cost two more round trips.
+    let primary = ctx.execute_with_session(Some(AuthSession::Password), |c| {
+        c.create_primary(h, template, None, None, None, None)
+    })?;
     Ok(primary.key_handle)
 }
 

@@ -6,6 +6,13 @@
 //! build needs no libtss2; the key-file parser ([`tss2`]), the TCTI selection
 //! ([`tcti`]) and the password rules below are plain Rust and built always.
 //!
+//! By default the TPM commands run in a helper process, `iamra-tpm` (see
+//! [`helper`]), started only when a TPM key is loaded and kept for the key's
+//! lifetime: the `iamra` executable itself then never references libtss2, so
+//! the dynamic loader does not map libtss2 and libcrypto at every start (3 ms and
+//! 2.5 MiB per process, BENCHMARKS.md). [`set_backend`] chooses otherwise, e.g.
+//! [`TpmBackend::InProcess`] for a program that wants libtss2 in its own process.
+//!
 //! Behaviour, against the reference helper (`aws_signing_helper`):
 //! - The TPM connection, the re-created storage primary key and the loaded key are
 //!   kept for the key's lifetime, not re-created per signature. Every transient
@@ -29,9 +36,15 @@ pub mod tss2;
 
 #[cfg(feature = "tpm")]
 mod esys;
+#[cfg(feature = "tpm")]
+pub mod helper;
+mod wire;
 
 #[cfg(feature = "tpm")]
-pub use esys::TpmKey;
+pub use backend::{TpmBackend, TpmKey, set_backend};
+
+#[cfg(feature = "tpm")]
+mod backend;
 
 /// A key held in a TPM (this build has no TPM support: the `tpm` feature is off,
 /// so no value of this type can exist).
@@ -50,7 +63,7 @@ impl super::SigningKey for TpmKey {
 }
 
 /// The TPM's dictionary-attack (DA) state, read after a failed authorisation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DaState {
     /// Failed authorisations counted so far (`TPM_PT_LOCKOUT_COUNTER`).
     pub counter: u32,
@@ -64,7 +77,7 @@ pub struct DaState {
 
 /// Renders what the TPM said about dictionary-attack protection, for
 /// [`TpmError::WrongPassword`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DaReport {
     /// The key is exempt from DA protection (`noDA`).
     Exempt,
@@ -97,7 +110,10 @@ impl std::fmt::Display for DaReport {
 
 /// A TPM key could not be loaded or used. `key` names the key file or the
 /// `handle:` reference.
-#[derive(Debug, thiserror::Error)]
+///
+/// Serialisable, so that the helper process ([`helper`]) reports exactly the error
+/// an in-process key would.
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum TpmError {
     /// The TSS2 key file cannot be used.
@@ -205,9 +221,11 @@ pub enum TpmError {
         /// The key.
         key: String,
         /// The digest its scheme allows.
-        allowed: &'static str,
+        #[serde(deserialize_with = "wire::static_str")]
+        allowed: wire::StaticStr,
         /// The digest asked for.
-        requested: &'static str,
+        #[serde(deserialize_with = "wire::static_str")]
+        requested: wire::StaticStr,
     },
     /// A key file says `emptyAuth`, yet a password was configured.
     #[error(
@@ -270,13 +288,22 @@ pub enum TpmError {
         /// The key.
         key: String,
     },
+    /// The helper process that runs TPM commands (`iamra-tpm`) is missing or failed.
+    #[error("cannot use TPM key {key}: {reason}")]
+    Helper {
+        /// The key.
+        key: String,
+        /// What went wrong with the helper.
+        reason: String,
+    },
     /// Any other TPM command failure.
     #[error("TPM2_{command} failed for TPM key {key}: {reason}")]
     Command {
         /// The key.
         key: String,
         /// The command, e.g. `Sign`.
-        command: &'static str,
+        #[serde(deserialize_with = "wire::static_str")]
+        command: wire::StaticStr,
         /// The TPM's or the TSS's error.
         reason: String,
     },
@@ -417,9 +444,17 @@ pub fn load_key_file_with_tcti(
         if need == AuthNeed::None {
             key_password(need, &label, false, passwords)?;
         }
-        let mut key = TpmKey::load_file(tcti, &parsed, path)?;
+        let mut key = TpmKey::open(
+            &tcti,
+            backend::KeyRef::File {
+                der,
+                key: &parsed,
+                path,
+            },
+            &label,
+        )?;
         if need == AuthNeed::Password {
-            key.set_auth(key_password(need, &label, false, passwords)?);
+            key.set_auth(key_password(need, &label, false, passwords)?)?;
         }
         Ok(key)
     }
@@ -467,9 +502,13 @@ pub fn load_handle_with_tcti(
         if need == AuthNeed::None {
             key_password(need, reference, true, passwords)?;
         }
-        let mut key = TpmKey::load_handle(tcti, handle, reference)?;
+        let mut key = TpmKey::open(
+            &tcti,
+            backend::KeyRef::Handle { handle, reference },
+            reference,
+        )?;
         if need == AuthNeed::Unknown {
-            key.set_auth(key_password(need, reference, false, passwords)?);
+            key.set_auth(key_password(need, reference, false, passwords)?)?;
         }
         Ok(key)
     }

@@ -17,7 +17,7 @@ use std::path::Path;
 pub const DEFAULT_TCTI: &str = "device:/dev/tpmrm0";
 
 /// Where the TCTI string came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TctiOrigin {
     /// `TPM2TOOLS_TCTI`.
     Tpm2ToolsTcti,
@@ -44,7 +44,7 @@ impl std::fmt::Display for TctiOrigin {
 }
 
 /// A checked TCTI configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TctiConfig {
     /// `name:conf` as libtss2's TCTI loader takes it, e.g. `swtpm:host=127.0.0.1,port=2321`.
     pub conf: String,
@@ -78,11 +78,12 @@ impl TctiConfig {
 }
 
 /// A TCTI setting that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{variable}={} cannot be used: {reason}", crate::error::quote(value))]
 pub struct TctiError {
     /// The variable.
-    pub variable: &'static str,
+    #[serde(deserialize_with = "super::wire::static_str")]
+    pub variable: super::wire::StaticStr,
     /// Its value.
     pub value: String,
     /// Why.

@@ -117,12 +117,12 @@ impl std::fmt::Debug for Tss2Key {
 }
 
 /// Why a TSS2 key file cannot be used. The text follows "TPM key file PATH".
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Tss2Error {
     /// Not the `TPMKey` structure, or truncated.
     #[error("is not a valid TSS2 key ({0})")]
-    Malformed(&'static str),
+    Malformed(#[serde(deserialize_with = "super::wire::static_str")] super::wire::StaticStr),
     /// An importable key (2.23.133.10.1.4).
     #[error(
         "is an importable TPM key (OID 2.23.133.10.1.4); only loadable keys (2.23.133.10.1.3) are supported"
