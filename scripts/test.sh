@@ -37,7 +37,8 @@ needs=(
   "command -v curl|curl|curl"
   "command -v openssl|openssl|openssl"
   "command -v mkfifo|coreutils|coreutils"
-  "command -v setsid && command -v setpriv|util-linux|util-linux"
+  "command -v setsid && command -v setpriv && command -v flock|util-linux|util-linux"
+  "command -v script|bsdutils|util-linux"
   "python3 -c 'import venv, ensurepip'|python3-venv|python3"
   # PKCS#11 tests: SoftHSM2 tokens, pkcs11-tool, p11tool, the p11-kit proxy module
   "command -v softhsm2-util|softhsm2|softhsm"

@@ -49,9 +49,7 @@ fn wait_output(child: std::process::Child) -> Output {
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let guard = std::thread::spawn(move || {
         if rx.recv_timeout(PATIENCE).is_err() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
+            crate::common::send_signal(pid, "KILL");
         }
     });
     let out = child.wait_with_output().unwrap();
@@ -306,11 +304,7 @@ fn signals_sent_to_iamra_reach_the_command() {
         let pid: u32 = line.trim().strip_prefix("ready ").unwrap().parse().unwrap();
         // The endpoint is up while the command runs...
         let port = listening_port_of(child.id());
-        let ok = Command::new("kill")
-            .args([format!("-{signal}"), child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        assert!(crate::common::send_signal(child.id(), signal));
         let mut rest = String::new();
         stdout.read_to_string(&mut rest).unwrap();
         let status = child.wait().unwrap();

@@ -93,11 +93,7 @@ impl Daemon {
 
     /// Sends `signal` (TERM, INT) and waits for the exit.
     pub(crate) fn stop_with(mut self, signal: &str) -> (ExitStatus, String) {
-        let ok = Command::new("kill")
-            .args([format!("-{signal}"), self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
+        let ok = crate::common::send_signal(self.child.id(), signal);
         assert!(ok, "kill -{signal}");
         let status = self.child.wait().unwrap();
         let stderr = self.stderr();
@@ -1555,9 +1551,7 @@ fn serve_takes_its_socket_from_systemd() {
         .map(|f| u32::from_str_radix(f.trim(), 8).unwrap())
         .unwrap();
     assert_ne!(flags & 0o2000000, 0, "fd 3 is not close-on-exec: {fdinfo}");
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    assert!(crate::common::send_signal(child.id(), "TERM"));
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),

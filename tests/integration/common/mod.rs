@@ -309,3 +309,19 @@ fn ci_is_any_value_but_empty_false_or_zero() {
     }
     assert!(!ci_value_means_ci(None));
 }
+
+/// Sends signal `name` (`TERM`, `INT`, `HUP`, `KILL`, or with a leading `-`) to
+/// process `pid` directly (no `kill` program needed: a minimal system may lack
+/// procps). Returns whether it was delivered.
+pub fn send_signal(pid: u32, name: &str) -> bool {
+    use rustix::process::{Pid, Signal, kill_process};
+    let signal = match name.trim_start_matches('-') {
+        "TERM" => Signal::TERM,
+        "INT" => Signal::INT,
+        "HUP" => Signal::HUP,
+        "KILL" => Signal::KILL,
+        other => panic!("send_signal: no signal {other:?} here"),
+    };
+    let pid = Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
+    kill_process(pid, signal).is_ok()
+}
