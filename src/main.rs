@@ -34,38 +34,12 @@ fn init_logging(log: &cli::args::LogArgs) -> Result<(), String> {
         .with_writer(std::io::stderr)
         .with_ansi(false);
     let _ = match log.log_format {
-        cli::args::LogFormat::Text => builder.event_format(ShortFormat).try_init(),
+        cli::args::LogFormat::Text => builder
+            .event_format(cli::log_format::ShortFormat)
+            .try_init(),
         cli::args::LogFormat::Json => builder.json().with_current_span(false).try_init(),
     };
     Ok(())
-}
-
-/// `iamra: warning: message key=value`: one short line per event, no timestamps,
-/// since the AWS SDKs paste our stderr into their own errors.
-struct ShortFormat;
-
-impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for ShortFormat
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
-        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> std::fmt::Result {
-        let level = match *event.metadata().level() {
-            tracing::Level::ERROR => "error",
-            tracing::Level::WARN => "warning",
-            tracing::Level::INFO => "info",
-            tracing::Level::DEBUG => "debug",
-            tracing::Level::TRACE => "trace",
-        };
-        write!(writer, "iamra: {level}: ")?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
-    }
 }
 
 /// Keeps keys, PINs and credentials in this process's memory out of core dumps

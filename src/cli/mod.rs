@@ -4,6 +4,7 @@
 pub mod args;
 mod doctor;
 mod exec;
+pub(crate) mod log_format;
 mod passwords;
 mod serve;
 mod update;

@@ -7,6 +7,9 @@
 //! log filter (`iamra` passes its own when it logs at debug or trace level).
 #![deny(unsafe_code)]
 
+#[path = "../../cli/log_format.rs"]
+mod log_format;
+
 use std::process::ExitCode;
 
 /// Keeps the key's password out of core dumps and out of reach of other processes
@@ -39,12 +42,12 @@ fn main() -> ExitCode {
         }
     };
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_new(filter) {
+        // The same one-line format as iamra's: the helper's stderr is iamra's.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
             .with_ansi(false)
-            .without_time()
-            .with_target(false)
+            .event_format(log_format::ShortFormat)
             .try_init();
     }
     let code = iamra::key::tpm::helper::serve(std::io::stdin().lock(), std::io::stdout().lock());
