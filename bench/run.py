@@ -97,29 +97,45 @@ def trust_store(iamra, work):
               f"{(big_[0] - small[0]) * 1000:+.2f} ms wall")
 
 
-def main():
-    env = dict(line.strip().split("=", 1) for line in open(os.path.join(T, "arns.env")) if "=" in line)
-    work = tempfile.mkdtemp()
+def arns():
+    """The test PKI's ARNs (certs-testdata/arns.env)."""
+    return dict(line.strip().split("=", 1) for line in open(os.path.join(T, "arns.env")) if "=" in line)
+
+
+def start_endpoint(work, extra=()):
+    """Starts the local endpoint (release build) on a kernel-chosen loopback port;
+    returns the process and its https URL."""
     port_file = os.path.join(work, "port")
     ep = subprocess.Popen([
         os.path.join(BIN, "iamra-test-endpoint"), "--trust-anchor", f"{T}/ca/root.pem",
         "--tls-cert", f"{T}/tls/server.pem", "--tls-key", f"{T}/tls/server.key",
-        "--listen", "127.0.0.1:0", "--port-file", port_file, "--request-log", os.path.join(work, "requests.jsonl")],
+        "--listen", "127.0.0.1:0", "--port-file", port_file, *extra],
         stdout=subprocess.DEVNULL)
+    for _ in range(100):
+        if os.path.exists(port_file) and open(port_file).read():
+            break
+        time.sleep(0.05)
+    return ep, f"https://127.0.0.1:{open(port_file).read()}"
+
+
+def curl_post(url):
+    """curl making the same TLS POST as a CreateSession call: the floor."""
+    return ["curl", "-s", "-o", "/dev/null", "--cacert", f"{T}/tls/ca.pem", "-X", "POST",
+            "-H", "Content-Type: application/json", "--data", '{"durationSeconds":3600}',
+            f"{url}/sessions?profileArn=x&roleArn=y&trustAnchorArn=z"]
+
+
+def main():
+    env = arns()
+    work = tempfile.mkdtemp()
+    ep, url = start_endpoint(work, ["--request-log", os.path.join(work, "requests.jsonl")])
     try:
-        for _ in range(100):
-            if os.path.exists(port_file) and open(port_file).read():
-                break
-            time.sleep(0.05)
-        url = f"https://127.0.0.1:{open(port_file).read()}"
         iamra = [os.path.join(BIN, "iamra"), "credential-process",
                  "--certificate", f"{T}/rsa2048/cert.pem", "--private-key", f"{T}/rsa2048/key.pkcs8.pem",
                  "--intermediates", f"{T}/chain.pem",
                  "--trust-anchor-arn", env["TRUST_ANCHOR_ARN"], "--profile-arn", env["PROFILE_ARN"],
                  "--role-arn", env["ROLE_ARN"], "--endpoint", url, "--ca-bundle", f"{T}/tls/ca.pem"]
-        curl = ["curl", "-s", "-o", "/dev/null", "--cacert", f"{T}/tls/ca.pem", "-X", "POST",
-                "-H", "Content-Type: application/json", "--data", '{"durationSeconds":3600}',
-                f"{url}/sessions?profileArn=x&roleArn=y&trustAnchorArn=z"]
+        curl = curl_post(url)
         load = os.getloadavg()
         print(f"load average before the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
         compare("credential-process vs curl (same TLS POST to the local endpoint)",

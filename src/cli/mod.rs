@@ -474,6 +474,19 @@ pub(crate) fn session_params(a: &CredentialArgs) -> Result<session::SessionParam
     Ok(params)
 }
 
+/// Removes variable `name` from this process's environment. Only for the start of
+/// the process, while it has a single thread (the callers say why that holds): the
+/// one place that touches the environment unsafely.
+pub(crate) fn remove_env_var_single_threaded(name: &str) {
+    // SAFETY: every caller runs before any other thread exists (first thing in
+    // `main`, or `serve` before its runtime, PKCS#11 module or TPM), so nothing reads
+    // or writes the environment concurrently.
+    #[allow(unsafe_code, reason = "remove_var before any thread starts")]
+    unsafe {
+        std::env::remove_var(name)
+    };
+}
+
 /// A single-threaded tokio runtime (one process, one request at a time).
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_current_thread()

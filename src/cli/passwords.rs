@@ -32,12 +32,7 @@ pub fn take_from_environment() {
         let Some(value) = std::env::var_os(name) else {
             continue;
         };
-        // SAFETY: called as the first statement of `main`, before any other thread
-        // exists, so nothing reads or writes the environment concurrently.
-        #[allow(unsafe_code, reason = "remove_var before any thread starts")]
-        unsafe {
-            std::env::remove_var(name)
-        };
+        super::remove_env_var_single_threaded(name);
         let secret = value
             .into_string()
             .map(|v| SecretString::from(Zeroizing::new(v).as_str()))

@@ -202,14 +202,10 @@ fn activated_listener() -> Result<Option<std::net::TcpListener>, CliError> {
     if pid.is_err() && fds.is_err() {
         return Ok(None);
     }
+    // `serve` calls this before it starts a runtime, loads a PKCS#11 module or opens
+    // a TPM: the process has a single thread.
     for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
-        // SAFETY: `serve` calls this before it starts a runtime, loads a PKCS#11
-        // module or opens a TPM: the process has a single thread, so nothing reads
-        // or writes the environment concurrently.
-        #[allow(unsafe_code, reason = "remove_var before any thread starts")]
-        unsafe {
-            std::env::remove_var(name)
-        };
+        super::remove_env_var_single_threaded(name);
     }
     let (Ok(pid), Ok(fds)) = (pid, fds) else {
         return Ok(None);
