@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use iamra::key::pkcs11::{Pkcs11Options, load_key};
+use iamra::key::pkcs11::{Pkcs11Options, Pkcs11Uri, load_key};
 use iamra::key::{Digest, FixedPassword, SigningKey as _};
 use secrecy::SecretString;
 
@@ -225,16 +225,13 @@ fn main() {
             .expect("run the measurements");
         std::process::exit(status.code().unwrap_or(1));
     };
-    let opts = Pkcs11Options {
-        module: Some(MODULE.into()),
-        reuse_pin: false,
-    };
+    let opts = Pkcs11Options::default().with_module(MODULE);
     let pin = FixedPassword(SecretString::from(PIN));
     let message = b"AWS4-X509-RSA-SHA256\n20261201T000000Z\n20261201/us-east-1/rolesanywhere/aws4_request\n0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
     println!("| key | one-shot sig/s | long-running sig/s | speed-up |");
     println!("|---|---:|---:|---:|");
     for (name, id) in [("RSA-2048", "01"), ("EC P-256", "02")] {
-        let uri = format!("pkcs11:token=bench;id=%{id}");
+        let uri = Pkcs11Uri::parse(&format!("pkcs11:token=bench;id=%{id}")).expect("URI");
         let (one_shot, _) = rate(seconds, || {
             let key = load_key(&uri, &opts, &pin).expect("load key");
             key.sign(message, Digest::Sha256).expect("sign");
@@ -250,8 +247,8 @@ fn main() {
         );
     }
     for (name, id) in [("RSA-2048", "01"), ("EC P-256", "02")] {
-        let uri = format!("pkcs11:token=bench;id=%{id}");
-        if let Some(ms) = round_trip(&conf, &uri) {
+        let uri = Pkcs11Uri::parse(&format!("pkcs11:token=bench;id=%{id}")).expect("URI");
+        if let Some(ms) = round_trip(&conf, &uri.to_string()) {
             println!(
                 "credential-process round trip, {name} on the token: median {ms:.2} ms (21 runs)"
             );

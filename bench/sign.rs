@@ -75,8 +75,8 @@ fn main() {
     );
     println!("|---|---:|---:|---:|---:|---:|");
     for (label, rel) in KEYS {
-        let path = dir.join(rel);
-        let key = load_key(&path, &NoPassword).expect("key");
+        let input = iamra::input::Input::file(dir.join(rel));
+        let key = load_key(&input, &NoPassword).expect("key");
         let sig_len = key.sign(&message, Digest::Sha256).expect("sign").len();
         let (sign_cpu, sign_wall) = per_op(budget, || {
             counter += 1;
@@ -88,7 +88,7 @@ fn main() {
             );
         });
         let (load_cpu, load_wall) = per_op(budget / 2, || {
-            std::hint::black_box(load_key(&path, &NoPassword).expect("key"));
+            std::hint::black_box(load_key(&input, &NoPassword).expect("key"));
         });
         let us = |d: Duration| d.as_secs_f64() * 1e6;
         println!(

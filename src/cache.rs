@@ -177,14 +177,14 @@ impl KeyBuilder {
         self
     }
 
-    /// Adds an input (file, `-`, `env:NAME`, or a URI): its content hash and, for a
+    /// Adds an input (file, stdin or variable): its content hash and, for a
     /// file, its device, inode, size and times, so any change makes a new key.
-    pub fn input(self, label: &str, value: Option<&Path>) -> Self {
-        let Some(path) = value else {
+    pub fn input(self, label: &str, value: Option<&crate::input::Input>) -> Self {
+        let Some(input) = value else {
             return self.part(label, b"");
         };
-        let mut id = path.as_os_str().as_encoded_bytes().to_vec();
-        if let crate::input::Source::File(p) = crate::input::Source::of(path)
+        let mut id = input.label().into_os_string().into_encoded_bytes();
+        if let Some(p) = input.as_file()
             && let Ok(m) = std::fs::metadata(p)
         {
             for n in [
@@ -199,10 +199,88 @@ impl KeyBuilder {
                 id.extend_from_slice(&n.to_be_bytes());
             }
         }
-        if let Ok(data) = crate::input::read_file("input", path) {
+        if let Ok(data) = input.read("input") {
             id.extend_from_slice(ring::digest::digest(&ring::digest::SHA256, &data).as_ref());
         }
         self.part(label, &id)
+    }
+
+    /// Adds everything of an identity that decides which credentials it gets: each
+    /// input's content (and file identity), a URI's module, token serials and
+    /// certificate objects as they resolve now ([`crate::key::pkcs11::resolve`]),
+    /// a TPM handle with the TPM it is on, and the options. A URI that does not
+    /// resolve adds its error's text (the load fails the same way).
+    pub fn identity(self, spec: &crate::identity::IdentitySpec) -> Self {
+        use crate::identity::{CertificateSource, KeySource};
+        let resolve = |uri: &crate::key::pkcs11::Pkcs11Uri| {
+            let resolved = crate::key::pkcs11::resolve(uri, &spec.pkcs11)
+                .unwrap_or_else(|e| format!("error={}", crate::error::chain(&e)));
+            format!("{uri}|{resolved}")
+        };
+        let tpm = |what: &str| {
+            let tcti = match &spec.tpm.tcti {
+                Some(t) => t.conf.clone(),
+                None => crate::key::tpm::tcti::from_env()
+                    .map_or_else(|e| format!("error={e}"), |t| t.conf),
+            };
+            format!(
+                "{what}|tcti={tcti}|no-password={}",
+                spec.tpm.no_key_password
+            )
+        };
+        let mut b = match &spec.certificate {
+            CertificateSource::Input(i) => self.input("certificate", Some(i)),
+            CertificateSource::Pkcs11(u) => self.part("certificate-pkcs11", resolve(u).as_bytes()),
+        };
+        b = match &spec.private_key {
+            None => b.part("private-key", b""),
+            Some(KeySource::Input(i)) => b.input("private-key", Some(i)),
+            Some(KeySource::Pkcs11(u)) => b.part("private-key-pkcs11", resolve(u).as_bytes()),
+            Some(KeySource::TpmHandle(h)) => {
+                b.part("private-key-tpm", tpm(&h.to_string()).as_bytes())
+            }
+        };
+        // A TSS2 key file's TPM matters as much as its content.
+        if spec.inputs().next().is_some() {
+            b = b.part("tpm", tpm("").as_bytes());
+        }
+        b.input("intermediates", spec.intermediates.as_ref())
+            .part(
+                "pkcs11-module",
+                spec.pkcs11
+                    .module
+                    .as_ref()
+                    .map(|m| m.as_os_str().as_encoded_bytes())
+                    .unwrap_or_default(),
+            )
+            .part("pkcs11-reuse-pin", &[u8::from(spec.pkcs11.reuse_pin)])
+    }
+
+    /// Adds what decides which endpoint is trusted and how it is reached: the CA
+    /// bundle's content (else the system store's variables), and the proxy
+    /// variables. Credentials fetched without certificate verification are never
+    /// cached (the caller checks [`crate::session::ClientOptions::insecure`]).
+    pub fn transport(self, options: &crate::session::ClientOptions) -> Self {
+        let bundle = options.ca_bundle.as_ref().map(crate::input::Input::parse);
+        let mut b = self
+            .input("ca-bundle", bundle.as_ref())
+            .part("insecure", &[u8::from(options.insecure)]);
+        for name in [
+            "SSL_CERT_FILE",
+            "SSL_CERT_DIR",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+            "NO_PROXY",
+            "no_proxy",
+        ] {
+            let value = std::env::var_os(name).unwrap_or_default();
+            b = b.part(name, value.as_encoded_bytes());
+        }
+        b
     }
 
     /// The key.

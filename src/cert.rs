@@ -7,7 +7,7 @@ use ::time::OffsetDateTime;
 use base64::Engine as _;
 use x509_parser::prelude::*;
 
-use crate::input::{ReadError, read_file};
+use crate::input::{Input, ReadError};
 use crate::key::PublicKey;
 use crate::pem;
 
@@ -295,9 +295,9 @@ pub fn serial_to_decimal(content: &[u8]) -> Option<String> {
 ///
 /// In a PEM file the first `CERTIFICATE` block is taken, so a file holding the key
 /// and the certificate together works.
-pub fn load_certificate(path: &Path) -> Result<Certificate, CertError> {
-    let data = read_file("certificate file", path)?;
-    certificate_from_bytes(&data, path)
+pub fn load_certificate(input: &Input) -> Result<Certificate, CertError> {
+    let data = input.read("certificate file")?;
+    certificate_from_bytes(&data, &input.label())
 }
 
 /// Parses the first certificate in PEM or DER bytes.
@@ -334,8 +334,10 @@ pub(crate) fn describe_labels(blocks: &[pem::Block]) -> String {
 
 /// Loads an intermediates bundle: every certificate in a PEM file (text between
 /// blocks tolerated) or a single DER certificate.
-pub fn load_chain(path: &Path) -> Result<Vec<Certificate>, CertError> {
-    let data = read_file("intermediates file", path)?;
+pub fn load_chain(input: &Input) -> Result<Vec<Certificate>, CertError> {
+    let data = input.read("intermediates file")?;
+    let label = input.label();
+    let path = label.as_path();
     if !pem::looks_like_pem(&data) {
         return certificate_from_bytes(&data, path).map(|c| vec![c]);
     }

@@ -174,11 +174,11 @@ mod tests {
     use std::path::Path;
 
     fn load(rel: &str) -> Certificate {
-        crate::cert::load_certificate(
-            &Path::new(env!("CARGO_MANIFEST_DIR"))
+        crate::cert::load_certificate(&crate::input::Input::file(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("certs-testdata")
                 .join(rel),
-        )
+        ))
         .unwrap()
     }
 

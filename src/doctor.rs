@@ -8,7 +8,9 @@ use ::time::OffsetDateTime;
 
 use crate::cert::{self, Certificate};
 use crate::clock::Clock;
-use crate::identity::{Identity, IdentitySource};
+use crate::identity::{CertificateSource, KeySource};
+use crate::identity::{Identity, IdentitySpec};
+use crate::input::Input;
 use crate::key::PasswordSource;
 use crate::session::{Client, SessionError, SessionParams};
 
@@ -60,14 +62,15 @@ impl Report {
 
 /// What `doctor` is asked to check.
 pub struct DoctorConfig<'a> {
-    /// The identity flags.
-    pub source: &'a IdentitySource,
+    /// The identity (`None`: no certificate was given; an error: a certificate or
+    /// key value that cannot be what it says, such as a malformed URI).
+    pub identity: Option<Result<&'a IdentitySpec, &'a crate::identity::IdentityError>>,
     /// Password sources.
     pub passwords: &'a dyn PasswordSource,
     /// The parameters, or why they are wrong.
     pub params: Result<SessionParams, SessionError>,
-    /// `--trust-anchor-cert`: the CA certificate(s) of the trust anchor.
-    pub trust_anchor_certs: Option<&'a Path>,
+    /// The CA certificate(s) of the trust anchor, to verify the chain locally.
+    pub trust_anchor_certs: Option<&'a Input>,
     /// The HTTPS client (None when it could not be built; the error is in `client_error`).
     pub client: Option<&'a Client>,
     /// Why the client could not be built.
@@ -78,57 +81,37 @@ pub struct DoctorConfig<'a> {
     pub aws_config: Option<PathBuf>,
 }
 
-fn describe(e: &dyn std::error::Error) -> String {
-    crate::error::chain(e)
-}
-
-/// Runs every check.
-pub async fn run(config: DoctorConfig<'_>, clock: &dyn Clock) -> Report {
-    let mut r = Report::default();
-    let now = clock.now();
-
-    // 1. Files.
+/// Checks 1-4: the inputs are readable, the certificate is usable, the key matches
+/// it. Returns the identity when it loads.
+fn check_identity(
+    r: &mut Report,
+    spec: &IdentitySpec,
+    passwords: &dyn PasswordSource,
+    now: OffsetDateTime,
+) -> Option<Identity> {
     let mut files_ok = true;
-    let cert_path = config.source.certificate.as_deref();
-    if cert_path.is_none() {
-        r.push(
-            Status::Fail,
-            "no --certificate given",
-            Some("pass --certificate FILE (and --private-key FILE)"),
-        );
-        files_ok = false;
-    }
-    for (what, path) in [
-        ("certificate file", cert_path),
-        ("private key file", config.source.private_key.as_deref()),
-        ("intermediates file", config.source.intermediates.as_deref()),
+    for (what, input) in [
+        ("certificate file", certificate_input(spec)),
+        ("private key file", key_input(spec)),
+        ("intermediates file", spec.intermediates.as_ref()),
     ] {
-        let Some(path) = path else { continue };
-        if matches!(
-            crate::identity::KeyReference::of(path),
-            crate::identity::KeyReference::File(_)
-        ) {
-            match crate::input::read_file(what, path) {
-                Ok(_) => r.push(
-                    Status::Pass,
-                    format!("{what} {} is readable", path.display()),
-                    None,
-                ),
-                Err(e) => {
-                    files_ok = false;
-                    r.push(
-                        Status::Fail,
-                        describe(&e),
-                        Some("check the path and the file's permissions"),
-                    );
-                    continue;
-                }
+        let Some(input) = input else { continue };
+        match input.read(what) {
+            Ok(_) => r.push(Status::Pass, format!("{what} {input} is readable"), None),
+            Err(e) => {
+                files_ok = false;
+                r.push(
+                    Status::Fail,
+                    describe(&e),
+                    Some("check the path and the file's permissions"),
+                );
             }
         }
     }
-    let key_file = config.source.private_key.as_deref().or(cert_path);
-    if let Some(key_file) = key_file
-        && let crate::input::Source::File(p) = crate::input::Source::of(key_file)
+    let key_file = key_input(spec)
+        .or_else(|| certificate_input(spec).filter(|_| spec.private_key.is_none()))
+        .and_then(|i| i.as_file());
+    if let Some(p) = key_file
         && let Ok(meta) = std::fs::metadata(p)
     {
         let mode = meta.permissions().mode() & 0o777;
@@ -145,20 +128,17 @@ pub async fn run(config: DoctorConfig<'_>, clock: &dyn Clock) -> Report {
     }
 
     // 2-4. Certificate, key, chain.
-    let mut identity: Option<Identity> = None;
-    if files_ok && let Some(cert_path) = cert_path {
-        match config.source.load_without_validity_check(config.passwords) {
+    if files_ok {
+        match spec.load_without_validity_check(passwords) {
             Ok(id) => {
-                check_certificate(&mut r, &id.certificate, now);
+                check_certificate(r, &id.certificate, now);
+                // Security: the spec prints itself redacted (no pin-value).
                 r.push(
                     Status::Pass,
-                    format!(
-                        "the private key matches certificate {}",
-                        cert_path.display()
-                    ),
+                    format!("the private key matches certificate {}", spec.certificate),
                     None,
                 );
-                identity = Some(id);
+                return Some(id);
             }
             Err(e) => r.push(
                 Status::Fail,
@@ -169,6 +149,50 @@ pub async fn run(config: DoctorConfig<'_>, clock: &dyn Clock) -> Report {
     } else {
         r.push(Status::Skip, "certificate, key and chain not checked", None);
     }
+    None
+}
+
+fn certificate_input(spec: &IdentitySpec) -> Option<&Input> {
+    match &spec.certificate {
+        CertificateSource::Input(i) => Some(i),
+        _ => None,
+    }
+}
+
+fn key_input(spec: &IdentitySpec) -> Option<&Input> {
+    match &spec.private_key {
+        Some(KeySource::Input(i)) => Some(i),
+        _ => None,
+    }
+}
+
+fn describe(e: &dyn std::error::Error) -> String {
+    crate::error::chain(e)
+}
+
+/// Runs every check.
+pub async fn run(config: DoctorConfig<'_>, clock: &dyn Clock) -> Report {
+    let mut r = Report::default();
+    let now = clock.now();
+
+    // 1-4. Files, certificate, key, chain.
+    let identity = match config.identity {
+        Some(Ok(spec)) => check_identity(&mut r, spec, config.passwords, now),
+        Some(Err(e)) => {
+            r.push(Status::Fail, describe(e), None);
+            r.push(Status::Skip, "certificate, key and chain not checked", None);
+            None
+        }
+        None => {
+            r.push(
+                Status::Fail,
+                "no certificate given",
+                Some("pass --certificate FILE (and --private-key FILE)"),
+            );
+            r.push(Status::Skip, "certificate, key and chain not checked", None);
+            None
+        }
+    };
     match (&identity, config.trust_anchor_certs) {
         (Some(id), Some(anchors)) => match cert::load_chain(anchors) {
             Ok(anchor_certs) => match crate::chain::verify_path(&id.certificate, &id.chain, &anchor_certs, now) {

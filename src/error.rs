@@ -66,6 +66,96 @@ pub fn shorten_path(path: &std::path::Path) -> String {
     shorten(&path.to_string_lossy()).into_owned()
 }
 
+/// A setting of the library's configuration, named in errors. The library names
+/// settings by what they are ("private key", "session duration"); a front end that
+/// takes them from flags registers its own names once with [`set_field_names`], so
+/// that the same errors name its flags (`--private-key`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Field {
+    /// The certificate (file, `pkcs11:` URI).
+    Certificate,
+    /// The private key (file, `pkcs11:` URI, TPM handle).
+    PrivateKey,
+    /// The intermediate certificates.
+    Intermediates,
+    /// The trust anchor ARN.
+    TrustAnchorArn,
+    /// The profile ARN.
+    ProfileArn,
+    /// The role ARN.
+    RoleArn,
+    /// The signing region.
+    Region,
+    /// The endpoint URL.
+    Endpoint,
+    /// The session duration.
+    SessionDuration,
+    /// The role session name.
+    RoleSessionName,
+    /// "The TPM key has no password".
+    NoTpmKeyPassword,
+    /// Allowing a plain `http://` endpoint on another host.
+    AllowPlainHttp,
+}
+
+impl Field {
+    /// The library's name of the setting.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Certificate => "certificate",
+            Field::PrivateKey => "private key",
+            Field::Intermediates => "intermediates",
+            Field::TrustAnchorArn => "trust anchor ARN",
+            Field::ProfileArn => "profile ARN",
+            Field::RoleArn => "role ARN",
+            Field::Region => "region",
+            Field::Endpoint => "endpoint",
+            Field::SessionDuration => "session duration",
+            Field::RoleSessionName => "role session name",
+            Field::NoTpmKeyPassword => "the no-TPM-key-password setting",
+            Field::AllowPlainHttp => "the allow-plain-http setting",
+        }
+    }
+}
+
+static FIELD_NAMES: std::sync::OnceLock<fn(Field) -> &'static str> = std::sync::OnceLock::new();
+
+/// Makes every error name settings with `names` (a front end's flags) instead of
+/// [`Field::name`]. The first call wins; later ones are ignored.
+pub fn set_field_names(names: fn(Field) -> &'static str) {
+    let _ = FIELD_NAMES.set(names);
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match FIELD_NAMES.get() {
+            Some(names) => names(*self),
+            None => self.name(),
+        };
+        f.write_str(name)
+    }
+}
+
+/// What kind of failure an error is: what a caller (and the refresh engine) should
+/// do about it. Every error of the library says which it is, explicitly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The configuration or an input is wrong (a missing file, a bad ARN, an
+    /// expired certificate): nothing changes until someone fixes it.
+    Configuration,
+    /// A PIN or password was refused, or a hardware key is locked: never retried,
+    /// since every try counts towards a lockout.
+    Authentication,
+    /// Worth retrying soon: network, timeouts, 5xx, throttling, a malformed answer,
+    /// a token or TPM that failed for a moment.
+    Transient,
+    /// The service refused the request for good (access denied, an untrusted
+    /// certificate): retried only slowly.
+    Refused,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,79 +74,116 @@ pub enum ReadError {
 static STDIN: std::sync::OnceLock<Result<Zeroizing<Vec<u8>>, std::io::ErrorKind>> =
     std::sync::OnceLock::new();
 
-/// Where an input comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source<'a> {
+/// Where an input (certificate, key, bundle, password file) comes from: typed once,
+/// where the user's value enters ([`Input::parse`]), never re-read from a string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Input {
     /// A file.
-    File(&'a Path),
-    /// Standard input (`-`).
+    File(PathBuf),
+    /// Standard input (`-`): read once per process, whoever asks first.
     Stdin,
     /// An environment variable (`env:NAME`).
-    Env(&'a str),
+    Env(String),
 }
 
-impl<'a> Source<'a> {
-    /// Classifies a flag value.
-    pub fn of(path: &'a Path) -> Self {
-        match path.to_str() {
-            Some("-") => Source::Stdin,
-            Some(s) if s.starts_with("env:") && s.len() > 4 => Source::Env(&s[4..]),
-            _ => Source::File(path),
+impl Input {
+    /// Types a user's value: `-` is standard input, `env:NAME` (with a name) the
+    /// variable `NAME`, anything else a file path (`./env:x` reaches a file named
+    /// `env:x`).
+    pub fn parse(value: impl AsRef<std::ffi::OsStr>) -> Self {
+        let value = value.as_ref();
+        match value.to_str() {
+            Some("-") => Input::Stdin,
+            Some(s) if s.starts_with("env:") && s.len() > 4 => Input::Env(s[4..].to_string()),
+            _ => Input::File(PathBuf::from(value)),
         }
     }
-}
 
-/// Reads a whole regular file of at most [`MAX_FILE_SIZE`] bytes (or stdin / an
-/// environment variable, see the module docs).
-pub fn read_file(what: &'static str, path: &Path) -> Result<Zeroizing<Vec<u8>>, ReadError> {
-    let io = |source| ReadError::Io {
-        what,
-        path: path.to_path_buf(),
-        source,
-    };
-    let data = match Source::of(path) {
-        Source::File(_) => read_regular(what, path)?,
-        Source::Stdin => {
-            let read = STDIN.get_or_init(|| {
-                let mut data = Zeroizing::new(Vec::new());
-                std::io::stdin()
-                    .lock()
-                    .take(MAX_FILE_SIZE + 1)
-                    .read_to_end(&mut data)
-                    .map(|_| data)
-                    .map_err(|e| e.kind())
-            });
-            match read {
-                Ok(d) => d.clone(),
-                Err(kind) => return Err(io(std::io::Error::from(*kind))),
-            }
+    /// A file input.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Input::File(path.into())
+    }
+
+    /// The file, for a file input.
+    pub fn as_file(&self) -> Option<&Path> {
+        match self {
+            Input::File(p) => Some(p),
+            Input::Stdin | Input::Env(_) => None,
         }
-        // The bytes as they are: a value that is not UTF-8 is still set, and the
-        // parser that reads it says what is wrong with it.
-        Source::Env(name) => match std::env::var_os(name) {
-            Some(v) => Zeroizing::new(std::os::unix::ffi::OsStringExt::into_vec(v)),
-            None => {
-                return Err(ReadError::EnvMissing {
-                    what,
-                    path: path.to_path_buf(),
-                    name: name.to_string(),
+    }
+
+    /// The value as the user would write it (`-`, `env:NAME` or the path), naming
+    /// the input in messages.
+    pub fn label(&self) -> PathBuf {
+        match self {
+            Input::File(p) => p.clone(),
+            Input::Stdin => PathBuf::from("-"),
+            Input::Env(name) => PathBuf::from(format!("env:{name}")),
+        }
+    }
+
+    /// Reads the whole input: a regular file of at most [`MAX_FILE_SIZE`] bytes,
+    /// standard input, or the variable's value. `what` says what it was meant to
+    /// hold ("certificate file") in errors.
+    pub fn read(&self, what: &'static str) -> Result<Zeroizing<Vec<u8>>, ReadError> {
+        let label = self.label();
+        let data = match self {
+            Input::File(path) => read_regular(what, path)?,
+            Input::Stdin => {
+                let read = STDIN.get_or_init(|| {
+                    let mut data = Zeroizing::new(Vec::new());
+                    std::io::stdin()
+                        .lock()
+                        .take(MAX_FILE_SIZE + 1)
+                        .read_to_end(&mut data)
+                        .map(|_| data)
+                        .map_err(|e| e.kind())
                 });
+                match read {
+                    Ok(d) => d.clone(),
+                    Err(kind) => {
+                        return Err(ReadError::Io {
+                            what,
+                            path: label,
+                            source: std::io::Error::from(*kind),
+                        });
+                    }
+                }
             }
-        },
-    };
-    if data.len() as u64 > MAX_FILE_SIZE {
-        return Err(ReadError::TooLarge {
-            what,
-            path: path.to_path_buf(),
-        });
+            // The bytes as they are: a value that is not UTF-8 is still set, and the
+            // parser that reads it says what is wrong with it.
+            Input::Env(name) => match std::env::var_os(name) {
+                Some(v) => Zeroizing::new(std::os::unix::ffi::OsStringExt::into_vec(v)),
+                None => {
+                    return Err(ReadError::EnvMissing {
+                        what,
+                        path: label,
+                        name: name.clone(),
+                    });
+                }
+            },
+        };
+        if data.len() as u64 > MAX_FILE_SIZE {
+            return Err(ReadError::TooLarge { what, path: label });
+        }
+        if data.is_empty() {
+            return Err(ReadError::Empty { what, path: label });
+        }
+        Ok(data)
     }
-    if data.is_empty() {
-        return Err(ReadError::Empty {
-            what,
-            path: path.to_path_buf(),
-        });
+}
+
+impl std::fmt::Display for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::error::shorten_path(&self.label()))
     }
-    Ok(data)
+}
+
+/// Reads what a user named with a path-like flag value (a file, `-` or `env:NAME`;
+/// see [`Input::parse`]), for the flags that are not part of an identity.
+pub fn read_file(what: &'static str, path: &Path) -> Result<Zeroizing<Vec<u8>>, ReadError> {
+    Input::parse(path).read(what)
 }
 
 /// Reads at most `MAX_FILE_SIZE + 1` bytes of a regular file; the caller checks the size.

@@ -83,6 +83,7 @@ fn shorten_quoted(line: &str) -> String {
 fn main() {
     let hardening_failed = harden_process();
     cli::take_secret_variables();
+    iamra::error::set_field_names(cli::flag_name);
     let parsed = match cli::args::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -21,19 +21,25 @@
 //! the SDK's identity cache then asks it again before the credentials expire.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use secrecy::SecretString;
-use tokio::sync::Mutex;
 
+use crate::cert::Certificate;
 use crate::clock::{Clock, SystemClock};
 use crate::credentials::TemporaryCredentials;
-use crate::identity::{Identity, IdentityError, IdentitySource};
-use crate::key::{FixedPassword, NoPassword, PasswordSource};
+use crate::error::ErrorKind;
+use crate::identity::{
+    CertificateSource, Identity, IdentityError, IdentitySpec, KeySource, TpmOptions,
+};
+use crate::input::Input;
+use crate::key::pkcs11::Pkcs11Options;
+use crate::key::{FixedPassword, NoPassword, PasswordSource, SigningKey};
+use crate::refresh::{RefreshPolicy, Refresher, SessionSource, Snapshot};
 use crate::session::{Client, ClientOptions, SessionError, SessionParams};
 
-/// Building a provider failed.
+/// Building a provider, or obtaining credentials from it, failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProviderError {
@@ -43,15 +49,50 @@ pub enum ProviderError {
     /// The identity could not be loaded.
     #[error(transparent)]
     Identity(#[from] IdentityError),
-    /// A parameter is invalid, or the service refused.
+    /// A parameter is invalid.
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// No credentials are held and the last refresh failed (it is retried in the
+    /// background, with backoff). Never holds a secret.
+    #[error("{message}")]
+    Refresh {
+        /// What kind of failure it was.
+        kind: ErrorKind,
+        /// The refresh error.
+        message: String,
+    },
+    /// Refreshing stopped for good: a PIN or password was refused, or the key is
+    /// locked (every further try would count towards a lockout).
+    #[error("refreshing stopped: {0}")]
+    Stopped(String),
+    /// No answer within the wait limit (the client's deadline).
+    #[error("no credentials within {}s", .0.as_secs())]
+    Timeout(Duration),
+}
+
+impl ProviderError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ProviderError::Missing(_) => ErrorKind::Configuration,
+            ProviderError::Identity(e) => e.kind(),
+            ProviderError::Session(e) => e.kind(),
+            ProviderError::Refresh { kind, .. } => *kind,
+            ProviderError::Stopped(_) => ErrorKind::Authentication,
+            ProviderError::Timeout(_) => ErrorKind::Transient,
+        }
+    }
 }
 
 /// Builds a [`RolesAnywhereProvider`]; see the module docs.
 #[derive(Default)]
 pub struct Builder {
-    source: IdentitySource,
+    /// The identity from a spec (files, PKCS#11, TPM), re-read when its files change.
+    spec: Option<IdentitySpec>,
+    /// Whether the spec's certificate was set (the file setters may come in any order).
+    certificate_set: bool,
+    /// The caller's own key with its certificate and chain, checked.
+    own: Option<Result<Identity, IdentityError>>,
     trust_anchor_arn: Option<String>,
     profile_arn: Option<String>,
     role_arn: Option<String>,
@@ -68,8 +109,16 @@ pub struct Builder {
 
 impl std::fmt::Debug for Builder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Security: the spec's Debug redacts a URI's pin-value; passwords are not shown.
         f.debug_struct("Builder")
-            .field("source", &self.source)
+            .field("identity", &self.spec)
+            .field(
+                "own_key",
+                &self
+                    .own
+                    .as_ref()
+                    .map(|o| o.as_ref().map(|i| i.certificate.subject())),
+            )
             .field("trust_anchor_arn", &self.trust_anchor_arn)
             .field("profile_arn", &self.profile_arn)
             .field("role_arn", &self.role_arn)
@@ -78,19 +127,56 @@ impl std::fmt::Debug for Builder {
 }
 
 impl Builder {
+    fn spec_mut(&mut self) -> &mut IdentitySpec {
+        self.spec.get_or_insert_with(|| {
+            // Replaced by the certificate setter; `build` refuses a spec without one.
+            IdentitySpec::new(CertificateSource::Input(Input::file("")))
+        })
+    }
+
     /// Certificate file (PEM, DER, combined PEM or PKCS#12 bundle).
     pub fn certificate(mut self, path: impl Into<PathBuf>) -> Self {
-        self.source.certificate = Some(path.into());
+        self.spec_mut().certificate = CertificateSource::file(path);
+        self.certificate_set = true;
         self
     }
     /// Private key file (defaults to the certificate file).
     pub fn private_key(mut self, path: impl Into<PathBuf>) -> Self {
-        self.source.private_key = Some(path.into());
+        self.spec_mut().private_key = Some(KeySource::file(path));
         self
     }
     /// Intermediate certificates (PEM bundle), sent as `X-Amz-X509-Chain`.
     pub fn intermediates(mut self, path: impl Into<PathBuf>) -> Self {
-        self.source.intermediates = Some(path.into());
+        self.spec_mut().intermediates = Some(Input::file(path));
+        self
+    }
+    /// The whole identity as a typed spec: files, PKCS#12, PKCS#11 URIs, TPM keys,
+    /// with their options (replaces the file settings above).
+    pub fn identity(mut self, spec: IdentitySpec) -> Self {
+        self.spec = Some(spec);
+        self.certificate_set = true;
+        self
+    }
+    /// PKCS#11 options (module, PIN reuse) for the spec's URIs.
+    pub fn pkcs11_options(mut self, options: Pkcs11Options) -> Self {
+        self.spec_mut().pkcs11 = options;
+        self
+    }
+    /// TPM options (which TPM, a handle without password).
+    pub fn tpm_options(mut self, options: TpmOptions) -> Self {
+        self.spec_mut().tpm = options;
+        self
+    }
+    /// A signing key of the caller's own (an HSM of theirs, say) with its
+    /// certificate and the intermediates to send; the key is checked against the
+    /// certificate at [`build`](Self::build).
+    pub fn signing_key(
+        mut self,
+        key: Box<dyn SigningKey>,
+        certificate: Certificate,
+        chain: Vec<Certificate>,
+    ) -> Self {
+        self.own = Some(Identity::new(key, certificate, chain));
         self
     }
     /// Trust anchor ARN (required); its region is the default region.
@@ -185,34 +271,77 @@ impl Builder {
         )?;
         params.check_transport(self.allow_plain_http)?;
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let passwords = self.passwords.unwrap_or_else(|| Box::new(NoPassword));
-        let identity = self.source.load(passwords.as_ref(), clock.now())?;
+        let passwords: Arc<dyn PasswordSource> = match self.passwords {
+            Some(p) => Arc::from(p),
+            None => Arc::new(NoPassword),
+        };
+        let (spec, identity) = match (self.own, self.spec) {
+            (Some(own), _) => {
+                let identity = own?;
+                identity
+                    .certificate
+                    .check_leaf(clock.now())
+                    .map_err(IdentityError::from)?;
+                (None, identity)
+            }
+            (None, Some(spec)) if self.certificate_set => {
+                let identity = spec.load(passwords.as_ref(), clock.now())?;
+                (Some(spec), identity)
+            }
+            (None, _) => return Err(ProviderError::Missing("certificate")),
+        };
+        let wait_limit = self
+            .options
+            .deadline
+            .unwrap_or(Duration::from_secs(60))
+            .saturating_add(Duration::from_secs(5));
         let client = Client::new(self.options)?;
+        let policy = RefreshPolicy {
+            refresh_before: self.refresh_before.unwrap_or(Duration::from_secs(300)),
+            ..RefreshPolicy::default()
+        };
+        let certificate_subject = identity.certificate.subject().to_string();
+        let role = params.role().as_str().to_string();
+        let source = Arc::new(SessionSource::new(
+            client,
+            params,
+            spec,
+            passwords,
+            identity,
+            clock.clone(),
+        ));
         Ok(RolesAnywhereProvider {
             inner: Arc::new(Inner {
-                params,
-                identity,
-                client,
+                source,
                 clock,
-                refresh_before: self.refresh_before.unwrap_or(Duration::from_secs(300)),
-                current: Mutex::new(None),
+                policy,
+                wait_limit,
+                role,
+                certificate_subject,
+                refresher: Mutex::new(None),
             }),
         })
     }
 }
 
 struct Inner {
-    params: SessionParams,
-    identity: Identity,
-    client: Client,
+    source: Arc<SessionSource>,
     clock: Arc<dyn Clock>,
-    refresh_before: Duration,
-    current: Mutex<Option<TemporaryCredentials>>,
+    policy: RefreshPolicy,
+    wait_limit: Duration,
+    role: String,
+    certificate_subject: String,
+    /// The refresh task, started on first use in the caller's runtime (and again
+    /// if that runtime shut down).
+    refresher: Mutex<Option<Refresher>>,
 }
 
-/// Temporary credentials from IAM Roles Anywhere, fetched on first use and
-/// refreshed once they are within the refresh margin of expiry. Cheap to clone;
-/// concurrent callers share one refresh.
+/// Temporary credentials from IAM Roles Anywhere. The first call starts the same
+/// refresh engine as `iamra update` and `iamra serve` ([`Refresher`] over a
+/// [`SessionSource`]): one refresh at a time however many callers, refresh before
+/// the margin with jitter, backoff after failures, certificate and key files
+/// re-read when they change. While refreshes fail, credentials that are still
+/// valid keep being returned. Cheap to clone.
 #[derive(Clone)]
 pub struct RolesAnywhereProvider {
     inner: Arc<Inner>,
@@ -221,8 +350,8 @@ pub struct RolesAnywhereProvider {
 impl std::fmt::Debug for RolesAnywhereProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RolesAnywhereProvider")
-            .field("role", &self.inner.params.role().as_str())
-            .field("certificate", &self.inner.identity.certificate.subject())
+            .field("role", &self.inner.role)
+            .field("certificate", &self.inner.certificate_subject)
             .finish_non_exhaustive()
     }
 }
@@ -233,27 +362,94 @@ impl RolesAnywhereProvider {
         Builder::default()
     }
 
-    /// Returns valid credentials, calling `CreateSession` when there are none yet or
-    /// the current ones are within the refresh margin of expiry.
-    pub async fn credentials(&self) -> Result<TemporaryCredentials, SessionError> {
-        let mut current = self.inner.current.lock().await;
-        let now = self.inner.clock.now();
-        if let Some(c) = current.as_ref()
-            && c.expires_at() - now > self.inner.refresh_before
-        {
-            return Ok(c.clone());
-        }
-        let fresh = self
+    /// The refresh task's snapshots, starting the task (in the current runtime)
+    /// when none runs; a task that stopped for good is kept, so that its reason is
+    /// seen.
+    fn watch(&self) -> tokio::sync::watch::Receiver<Snapshot> {
+        let mut slot = self
             .inner
-            .client
-            .create_session(
-                &self.inner.params,
-                &self.inner.identity,
-                self.inner.clock.as_ref(),
-            )
-            .await?;
-        *current = Some(fresh.clone());
-        Ok(fresh)
+            .refresher
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(r) = slot.as_ref()
+            && (r.is_running() || r.snapshot().stopped.is_some())
+        {
+            return r.subscribe();
+        }
+        let initial = slot
+            .as_ref()
+            .and_then(|r| r.snapshot().valid_at(self.inner.clock.now()).cloned())
+            .map(|c| (*c).clone());
+        let r = Refresher::spawn(
+            self.inner.source.clone(),
+            self.inner.clock.clone(),
+            self.inner.policy.clone(),
+            initial,
+        );
+        let rx = r.subscribe();
+        *slot = Some(r);
+        rx
+    }
+
+    fn kick(&self) {
+        let slot = self
+            .inner
+            .refresher
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(r) = slot.as_ref() {
+            r.refresh_now();
+        }
+    }
+
+    /// Returns valid credentials: those held while they are outside the refresh
+    /// margin; else fresh ones (waiting at most the client's deadline for the
+    /// refresh under way); while refreshes fail, those held as long as they are
+    /// valid. Must be called inside a tokio runtime.
+    pub async fn credentials(&self) -> Result<TemporaryCredentials, ProviderError> {
+        let mut rx = self.watch();
+        let deadline = tokio::time::Instant::now() + self.inner.wait_limit;
+        let mut kicked = false;
+        loop {
+            let snapshot = rx.borrow_and_update().clone();
+            let now = self.inner.clock.now();
+            if let Some(reason) = &snapshot.stopped {
+                return Err(ProviderError::Stopped(reason.to_string()));
+            }
+            match snapshot.valid_at(now) {
+                Some(c) if c.expires_at() - now > self.inner.policy.refresh_before => {
+                    return Ok((**c).clone());
+                }
+                // Refreshing fails: what is still valid is better than nothing.
+                Some(c) if snapshot.last_error.is_some() => return Ok((**c).clone()),
+                Some(_) => {
+                    if !kicked {
+                        self.kick();
+                        kicked = true;
+                    }
+                }
+                None => {
+                    if let Some(message) = &snapshot.last_error {
+                        return Err(ProviderError::Refresh {
+                            kind: snapshot.last_error_kind.unwrap_or(ErrorKind::Transient),
+                            message: message.to_string(),
+                        });
+                    }
+                }
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                // The task is gone (its runtime shut down): start it again.
+                Ok(Err(_)) => rx = self.watch(),
+                Err(_) => {
+                    let now = self.inner.clock.now();
+                    return match snapshot.valid_at(now) {
+                        Some(c) => Ok((**c).clone()),
+                        None => Err(ProviderError::Timeout(self.inner.wait_limit)),
+                    };
+                }
+            }
+        }
     }
 }
 

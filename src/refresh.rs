@@ -39,7 +39,9 @@ use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::credentials::TemporaryCredentials;
-use crate::identity::{Identity, IdentityError, IdentitySource, KeyReference};
+use crate::error::ErrorKind;
+use crate::identity::{Identity, IdentityError, IdentitySpec};
+use crate::input::Input;
 use crate::key::PasswordSource;
 use crate::session::{Client, SessionError, SessionParams};
 
@@ -84,37 +86,21 @@ pub enum FailureClass {
 }
 
 impl RefreshError {
-    /// How this failure is handled; every kind of error is classified explicitly.
-    pub fn class(&self) -> FailureClass {
-        use FailureClass::{Authentication, Permanent, Transient};
+    /// What kind of failure this is (the session's or the identity's own kind).
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            RefreshError::Identity(e) if e.is_authentication() => Authentication,
-            RefreshError::Identity(_) => Permanent,
-            RefreshError::Session(e) => match e {
-                SessionError::Sign(s) if s.is_authentication() => Authentication,
-                SessionError::Sign(_) => Transient,
-                SessionError::Network { .. }
-                | SessionError::BadResponse(_)
-                | SessionError::Deadline { .. } => Transient,
-                SessionError::Service { error, .. } => {
-                    if error.status >= 500
-                        || error.status == 429
-                        || error.code == "ThrottlingException"
-                    {
-                        Transient
-                    } else {
-                        Permanent
-                    }
-                }
-                SessionError::Arn(_)
-                | SessionError::Endpoint(_)
-                | SessionError::RegionMismatch { .. }
-                | SessionError::Duration(_)
-                | SessionError::SessionName(_)
-                | SessionError::CaBundle { .. }
-                | SessionError::Client(_)
-                | SessionError::Expiration(_) => Permanent,
-            },
+            RefreshError::Identity(e) => e.kind(),
+            RefreshError::Session(e) => e.kind(),
+        }
+    }
+
+    /// How this failure is handled, from its [`ErrorKind`]: configuration errors
+    /// and refusals are retried slowly, authentication failures never.
+    pub fn class(&self) -> FailureClass {
+        match self.kind() {
+            ErrorKind::Authentication => FailureClass::Authentication,
+            ErrorKind::Transient => FailureClass::Transient,
+            ErrorKind::Configuration | ErrorKind::Refused => FailureClass::Permanent,
         }
     }
 
@@ -221,6 +207,8 @@ pub struct Snapshot {
     pub generation: u64,
     /// The last refresh error, cleared by a success. Never holds a secret.
     pub last_error: Option<Arc<str>>,
+    /// The kind of the last refresh error.
+    pub last_error_kind: Option<ErrorKind>,
     /// When the next refresh is due (`None` once refreshing stopped).
     pub next_refresh: Option<OffsetDateTime>,
     /// Set when refreshing stopped for good: a PIN or password was refused, or a
@@ -242,6 +230,7 @@ impl Snapshot {
 pub struct Refresher {
     rx: watch::Receiver<Snapshot>,
     task: tokio::task::JoinHandle<()>,
+    kick: Arc<tokio::sync::Notify>,
 }
 
 impl Drop for Refresher {
@@ -275,8 +264,22 @@ impl Refresher {
         };
         snapshot.next_refresh = Some(next);
         let (tx, rx) = watch::channel(snapshot);
-        let task = tokio::spawn(run(source, clock, policy, tx, next));
-        Self { rx, task }
+        let kick = Arc::new(tokio::sync::Notify::new());
+        let task = tokio::spawn(run(source, clock, policy, tx, next, kick.clone()));
+        Self { rx, task, kick }
+    }
+
+    /// Refreshes now if the task is waiting for the next refresh (not during a
+    /// fetch: its result comes soon anyway). For callers that find the credentials
+    /// within the refresh margin before the task woke up (a clock step).
+    pub fn refresh_now(&self) {
+        self.kick.notify_waiters();
+    }
+
+    /// Whether the task still runs (it ends when refreshing stopped for good, or
+    /// when the runtime that spawned it shut down).
+    pub fn is_running(&self) -> bool {
+        !self.task.is_finished()
     }
 
     /// A receiver of every new snapshot.
@@ -306,13 +309,17 @@ async fn sleep_until(
     when: OffsetDateTime,
     max_sleep: Duration,
     wake: &(dyn Fn() -> bool + Sync),
+    kick: &tokio::sync::Notify,
 ) {
     loop {
         let now = clock.now();
         if now >= when || wake() {
             return;
         }
-        tokio::time::sleep(to_std(when - now).min(max_sleep)).await;
+        tokio::select! {
+            () = tokio::time::sleep(to_std(when - now).min(max_sleep)) => {}
+            () = kick.notified() => return,
+        }
     }
 }
 
@@ -322,12 +329,13 @@ async fn run(
     policy: RefreshPolicy,
     tx: watch::Sender<Snapshot>,
     mut next: OffsetDateTime,
+    kick: Arc<tokio::sync::Notify>,
 ) {
     let mut failures: u32 = 0;
     let mut expiry_reported = false;
     loop {
         let wake = || failures > 0 && source.identity_changed();
-        sleep_until(clock.as_ref(), next, policy.max_sleep, &wake).await;
+        sleep_until(clock.as_ref(), next, policy.max_sleep, &wake, &kick).await;
         let result = source.fetch().await;
         let now = clock.now();
         match result {
@@ -341,6 +349,7 @@ async fn run(
                     s.obtained_at = Some(now);
                     s.generation += 1;
                     s.last_error = None;
+                    s.last_error_kind = None;
                     s.next_refresh = Some(next);
                 });
             }
@@ -353,6 +362,7 @@ async fn run(
                     );
                     tx.send_modify(|s| {
                         s.last_error = Some(Arc::from(message.as_str()));
+                        s.last_error_kind = Some(e.kind());
                         s.stopped = Some(Arc::from(message.as_str()));
                         s.next_refresh = None;
                     });
@@ -398,6 +408,7 @@ async fn run(
                 }
                 tx.send_modify(|s| {
                     s.last_error = Some(Arc::from(message.as_str()));
+                    s.last_error_kind = Some(e.kind());
                     s.next_refresh = Some(next);
                 });
             }
@@ -433,7 +444,7 @@ struct Loaded {
 pub struct SessionSource {
     client: Client,
     params: SessionParams,
-    source: IdentitySource,
+    spec: Option<IdentitySpec>,
     passwords: Arc<dyn PasswordSource>,
     clock: Arc<dyn Clock>,
     /// The input files watched for rotation (empty when an input is stdin).
@@ -451,28 +462,19 @@ impl std::fmt::Debug for SessionSource {
 }
 
 impl SessionSource {
-    /// `identity` is what `source` loaded at start; `passwords` must not prompt
-    /// (reloads happen in the background).
+    /// `identity` is what `spec` loaded at start (`None`: the identity is not
+    /// reloaded, as for a caller's own key); `passwords` must not prompt (reloads
+    /// happen in the background).
     pub fn new(
         client: Client,
         params: SessionParams,
-        source: IdentitySource,
+        spec: Option<IdentitySpec>,
         passwords: Arc<dyn PasswordSource>,
         identity: Identity,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let inputs: Vec<&Path> = [
-            source.certificate.as_deref(),
-            source.private_key.as_deref(),
-            source.intermediates.as_deref(),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let stdin = inputs
-            .iter()
-            .any(|p| crate::input::Source::of(p) == crate::input::Source::Stdin);
-        let files = if stdin {
+        let inputs: Vec<&Input> = spec.iter().flat_map(IdentitySpec::inputs).collect();
+        let files = if inputs.contains(&&Input::Stdin) {
             tracing::info!(
                 "an input comes from stdin: certificate and key rotation is not followed"
             );
@@ -480,10 +482,7 @@ impl SessionSource {
         } else {
             inputs
                 .into_iter()
-                .filter(|p| {
-                    matches!(crate::input::Source::of(p), crate::input::Source::File(_))
-                        && matches!(KeyReference::of(p), KeyReference::File(_))
-                })
+                .filter_map(Input::as_file)
                 .map(Path::to_path_buf)
                 .collect()
         };
@@ -491,7 +490,7 @@ impl SessionSource {
         Self {
             client,
             params,
-            source,
+            spec,
             passwords,
             clock,
             files,
@@ -526,11 +525,12 @@ impl SessionSource {
             st.attempted = stamps;
             st.identity.clone()
         };
-        let source = self.source.clone();
+        let Some(spec) = self.spec.clone() else {
+            return previous;
+        };
         let passwords = self.passwords.clone();
         let now = self.clock.now();
-        let loaded =
-            tokio::task::spawn_blocking(move || source.load(passwords.as_ref(), now)).await;
+        let loaded = tokio::task::spawn_blocking(move || spec.load(passwords.as_ref(), now)).await;
         match loaded {
             Ok(Ok(identity)) => {
                 tracing::info!(

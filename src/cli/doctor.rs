@@ -8,7 +8,7 @@ use iamra::doctor::{self, Status};
 use iamra::session;
 
 use super::args::CredentialArgs;
-use super::{CliError, client_options, identity_source, password_sources, runtime, write_stdout};
+use super::{CliError, client_options, identity_spec, password_sources, runtime, write_stdout};
 
 /// Flags of `doctor`: the credential flags plus what only diagnostics need.
 #[derive(Debug, Args, Clone)]
@@ -40,8 +40,9 @@ pub fn run(a: DoctorArgs) -> Result<(), CliError> {
         c.role_session_name.as_deref(),
     )
     .and_then(|p| p.check_transport(c.allow_plain_http).map(|()| p));
-    let source = identity_source(&c.identity, c.intermediates.clone());
+    let spec = identity_spec(&c.identity, c.intermediates.as_ref());
     let passwords = password_sources(&c.identity);
+    let trust_anchor_certs = a.trust_anchor_cert.as_ref().map(iamra::input::Input::parse);
     let (client, client_error) = match session::Client::new(client_options(c)) {
         Ok(client) => (Some(client), None),
         Err(e) => (None, Some(iamra::error::chain(&e))),
@@ -52,10 +53,14 @@ pub fn run(a: DoctorArgs) -> Result<(), CliError> {
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".aws/config")))
     });
     let config = doctor::DoctorConfig {
-        source: &source,
+        identity: match &spec {
+            Ok(Some(spec)) => Some(Ok(spec)),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        },
         passwords: &passwords,
         params,
-        trust_anchor_certs: a.trust_anchor_cert.as_deref(),
+        trust_anchor_certs: trust_anchor_certs.as_ref(),
         client: client.as_ref(),
         client_error,
         offline: a.offline,

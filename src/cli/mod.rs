@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use iamra::cert::CertError;
 use iamra::clock::{Clock, SystemClock};
-use iamra::identity::{IdentityError, IdentitySource};
+use iamra::identity::{
+    CertificateSource, IdentityError, IdentitySpec, KeySource, SpecError, TpmOptions,
+};
+use iamra::input::Input;
 use iamra::key::{self, KeyError, SigningKey};
 use iamra::output;
 use iamra::refresh::SessionSource;
@@ -114,8 +117,8 @@ impl CliError {
             {
                 Some("another process listens there (an earlier iamra serve, or aws_signing_helper serve?): stop it or pick another --port".into())
             }
-            CliError::Identity(I::Pkcs11(e)) => pkcs11_hint(e),
-            CliError::Identity(I::Key(KeyError::Tpm(e)))
+            CliError::Identity(I::Pkcs11(e) | I::Spec(SpecError::Pkcs11(e))) => pkcs11_hint(e),
+            CliError::Identity(I::Key(KeyError::Tpm(e)) | I::Spec(SpecError::Tpm(e)))
             | CliError::Session(SessionError::Sign(key::SignError::Tpm(e))) => tpm_hint(e),
             CliError::Session(SessionError::Sign(key::SignError::Pkcs11(e))) => pkcs11_hint(e),
             CliError::AuthenticationStopped(_) => Some(
@@ -289,14 +292,62 @@ fn check_platform_flags(a: &IdentityArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-pub(crate) fn identity_source(a: &IdentityArgs, intermediates: Option<PathBuf>) -> IdentitySource {
-    IdentitySource {
-        certificate: a.certificate.clone(),
-        private_key: a.private_key.clone(),
-        intermediates,
-        pkcs11_lib: a.pkcs11_lib.clone(),
-        reuse_pin: a.reuse_pin,
-        no_tpm_key_password: a.no_tpm_key_password,
+/// The typed identity from the flags: the one place where a `--certificate` or
+/// `--private-key` value becomes a file, stdin, a variable, a PKCS#11 URI or a TPM
+/// handle. `None` when no `--certificate` was given.
+pub(crate) fn identity_spec(
+    a: &IdentityArgs,
+    intermediates: Option<&PathBuf>,
+) -> Result<Option<IdentitySpec>, IdentityError> {
+    let Some(certificate) = &a.certificate else {
+        return Ok(None);
+    };
+    let mut spec = IdentitySpec::new(CertificateSource::parse(certificate)?)
+        .with_pkcs11(pkcs11_options(a.pkcs11_lib.as_ref(), a.reuse_pin))
+        .with_tpm(TpmOptions::default().with_no_key_password(a.no_tpm_key_password));
+    if let Some(key) = &a.private_key {
+        spec = spec.with_private_key(KeySource::parse(key)?);
+    }
+    if let Some(i) = intermediates {
+        spec = spec.with_intermediates(Input::parse(i));
+    }
+    Ok(Some(spec))
+}
+
+/// [`identity_spec`] for the commands that need a certificate.
+pub(crate) fn required_identity_spec(
+    a: &IdentityArgs,
+    intermediates: Option<&PathBuf>,
+) -> Result<IdentitySpec, CliError> {
+    identity_spec(a, intermediates)?.ok_or(CliError::Identity(IdentityError::NoCertificate))
+}
+
+fn pkcs11_options(module: Option<&PathBuf>, reuse_pin: bool) -> key::pkcs11::Pkcs11Options {
+    let options = key::pkcs11::Pkcs11Options::default().with_reuse_pin(reuse_pin);
+    match module {
+        Some(m) => options.with_module(m),
+        None => options,
+    }
+}
+
+/// The flag of each library setting: the library's errors name settings
+/// ([`iamra::error::Field`]); registered at start, they name this CLI's flags.
+pub fn flag_name(field: iamra::error::Field) -> &'static str {
+    use iamra::error::Field;
+    match field {
+        Field::Certificate => "--certificate",
+        Field::PrivateKey => "--private-key",
+        Field::Intermediates => "--intermediates",
+        Field::TrustAnchorArn => "--trust-anchor-arn",
+        Field::ProfileArn => "--profile-arn",
+        Field::RoleArn => "--role-arn",
+        Field::Region => "--region",
+        Field::Endpoint => "--endpoint",
+        Field::SessionDuration => "--session-duration",
+        Field::RoleSessionName => "--role-session-name",
+        Field::NoTpmKeyPassword => "--no-tpm-key-password",
+        Field::AllowPlainHttp => "--allow-plain-http",
+        other => other.name(),
     }
 }
 
@@ -363,7 +414,7 @@ pub(crate) struct Prepared {
     /// The request parameters.
     pub params: session::SessionParams,
     /// Where the identity came from (for re-reading rotated files).
-    pub source: IdentitySource,
+    pub spec: IdentitySpec,
     /// The password sources (for re-reading rotated files).
     pub passwords: CliPasswords,
     /// The loaded identity.
@@ -381,7 +432,7 @@ impl Prepared {
         Arc::new(SessionSource::new(
             self.client,
             self.params,
-            self.source,
+            Some(self.spec),
             Arc::new(passwords),
             self.identity,
             clock,
@@ -401,10 +452,10 @@ pub(crate) fn prepare_with(
     before_prompt: Option<Arc<dyn Fn() + Send + Sync>>,
 ) -> Result<Prepared, CliError> {
     let params = session_params(a)?;
-    let source = identity_source(&a.identity, a.intermediates.clone());
+    let spec = required_identity_spec(&a.identity, a.intermediates.as_ref())?;
     let mut passwords = password_sources(&a.identity);
     passwords.before_prompt = before_prompt;
-    let identity = source.load(&passwords, SystemClock.now())?;
+    let identity = spec.load(&passwords, SystemClock.now())?;
     if a.no_verify_ssl {
         tracing::warn!(
             "--no-verify-ssl: the endpoint's TLS certificate is NOT verified; anyone on the path can read the credentials"
@@ -413,7 +464,7 @@ pub(crate) fn prepare_with(
     let client = session::Client::new(client_options(a))?;
     Ok(Prepared {
         params,
-        source,
+        spec,
         passwords,
         identity,
         client,
@@ -536,7 +587,15 @@ pub(crate) fn process_credentials(
     if a.no_cache {
         return fetch(release);
     }
+    if a.credential.no_verify_ssl {
+        // Credentials from an endpoint whose certificate was not verified may be
+        // anyone's (a TLS-intercepting proxy's): never cached, never served from
+        // the cache.
+        tracing::debug!("--no-verify-ssl: the credential cache is not used");
+        return fetch(release);
+    }
     let params = session_params(&a.credential)?;
+    let spec = required_identity_spec(&a.credential.identity, a.credential.intermediates.as_ref())?;
     let cache = match iamra::cache::default_dir()
         .ok_or(iamra::cache::CacheError::NoFolder)
         .and_then(|dir| iamra::cache::Cache::open(&dir))
@@ -555,9 +614,8 @@ pub(crate) fn process_credentials(
         .part("region", params.region().as_bytes())
         .part("url", params.url().as_str().as_bytes())
         .part("body", params.body().as_bytes())
-        .input("certificate", c.identity.certificate.as_deref())
-        .input("private-key", c.identity.private_key.as_deref())
-        .input("intermediates", c.intermediates.as_deref())
+        .identity(&spec)
+        .transport(&client_options(c))
         .finish();
     let entry = cache.entry(&key);
     if let Some(creds) = entry.read_fresh(SystemClock.now(), fresh_for) {
@@ -593,45 +651,17 @@ fn sign_string(a: SignStringArgs) -> Result<(), CliError> {
     check_platform_flags(&a.identity)?;
     let passwords = password_sources(&a.identity);
     let key: Box<dyn SigningKey> = match (&a.identity.private_key, &a.identity.certificate) {
-        // Unlike the reference, a key file alone is enough; with a certificate too,
-        // the pair is checked.
-        (Some(k), None)
-            if matches!(
-                iamra::identity::KeyReference::of(k),
-                iamra::identity::KeyReference::Pkcs11(_)
-            ) =>
-        {
-            let opts = key::pkcs11::Pkcs11Options {
-                module: a.identity.pkcs11_lib.clone(),
-                reuse_pin: a.identity.reuse_pin,
-            };
-            let uri = k.to_str().unwrap_or_default();
-            Box::new(key::pkcs11::load_key(uri, &opts, &passwords).map_err(IdentityError::from)?)
-        }
-        (Some(k), None)
-            if matches!(
-                iamra::identity::KeyReference::of(k),
-                iamra::identity::KeyReference::TpmHandle(_)
-            ) =>
-        {
-            let reference = k.to_str().unwrap_or_default();
-            Box::new(key::tpm::load_handle(
-                reference,
-                a.identity.no_tpm_key_password,
-                &passwords,
-            )?)
-        }
-        (Some(k), None) => {
-            let data = iamra::input::read_file("private key file", k).map_err(KeyError::from)?;
-            if key::is_pkcs12(&data) {
-                Box::new(key::pkcs12::pkcs12_from_bytes(&data, k, &passwords)?.key)
-            } else {
-                Box::new(key::load_key_bytes(&data, k, &passwords)?)
-            }
-        }
+        // Unlike the reference, a key alone is enough; with a certificate too, the
+        // pair is checked.
+        (Some(k), None) => iamra::identity::load_key_alone(
+            &KeySource::parse(k).map_err(IdentityError::from)?,
+            &pkcs11_options(a.identity.pkcs11_lib.as_ref(), a.identity.reuse_pin),
+            &TpmOptions::default().with_no_key_password(a.identity.no_tpm_key_password),
+            &passwords,
+        )?,
+        // Diagnostics work whatever the certificate's dates: no validity check.
         _ => {
-            // Diagnostics work whatever the certificate's dates: no validity check.
-            identity_source(&a.identity, None)
+            required_identity_spec(&a.identity, None)?
                 .load_without_validity_check(&passwords)?
                 .key
         }
@@ -663,29 +693,32 @@ fn read_certificate_data(a: ReadCertificateDataArgs) -> Result<(), CliError> {
     let Some(path) = a.certificate else {
         return Err(CliError::Identity(IdentityError::NoCertificate));
     };
-    if let iamra::identity::KeyReference::Pkcs11(uri) = iamra::identity::KeyReference::of(&path) {
-        // The PIN (needed only when the token hides its certificates) comes from
-        // the URI, IAMRA_PKCS11_PIN, --pkcs11-pin-file or a prompt on a terminal.
-        let passwords = password_sources(&IdentityArgs {
-            pkcs11_pin_file: a.pkcs11_pin_file.clone(),
-            ..IdentityArgs::default()
-        });
-        let opts = key::pkcs11::Pkcs11Options {
-            module: a.pkcs11_lib.clone(),
-            reuse_pin: false,
-        };
-        let found =
-            key::pkcs11::list_certificates(uri, &opts, &passwords).map_err(IdentityError::from)?;
-        let entries: Vec<output::matching_identities::Entry<'_>> = found
-            .iter()
-            .map(|c| output::matching_identities::Entry {
-                uri: &c.uri,
-                certificate: &c.certificate,
-            })
-            .collect();
-        return write_stdout(output::matching_identities::render(&entries).as_bytes());
-    }
-    let cert = iamra::cert::load_certificate(&path)?;
+    let input = match CertificateSource::parse(&path).map_err(IdentityError::from)? {
+        CertificateSource::Pkcs11(uri) => {
+            // The PIN (needed only when the token hides its certificates) comes from
+            // the URI, IAMRA_PKCS11_PIN, --pkcs11-pin-file or a prompt on a terminal.
+            let passwords = password_sources(&IdentityArgs {
+                pkcs11_pin_file: a.pkcs11_pin_file.clone(),
+                ..IdentityArgs::default()
+            });
+            let found = iamra::identity::list_token_certificates(
+                &uri,
+                &pkcs11_options(a.pkcs11_lib.as_ref(), false),
+                &passwords,
+            )?;
+            let entries: Vec<output::matching_identities::Entry<'_>> = found
+                .iter()
+                .map(|c| output::matching_identities::Entry {
+                    uri: &c.uri,
+                    certificate: &c.certificate,
+                })
+                .collect();
+            return write_stdout(output::matching_identities::render(&entries).as_bytes());
+        }
+        CertificateSource::Input(input) => input,
+        _ => return Err(CliError::Identity(IdentityError::NoCertificate)),
+    };
+    let cert = iamra::cert::load_certificate(&input)?;
     tracing::debug!(certificate = %path.display(), subject = cert.subject(), "certificate read");
     write_stdout(output::certificate_data::render(&cert).as_bytes())
 }

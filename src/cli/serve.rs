@@ -157,15 +157,14 @@ fn shell_quote(s: &str) -> String {
 }
 
 fn token_file_for_clients(path: &Path) -> Option<String> {
-    match iamra::input::Source::of(path) {
-        iamra::input::Source::File(p) => Some(
-            std::path::absolute(p)
-                .unwrap_or_else(|_| p.to_path_buf())
-                .display()
-                .to_string(),
-        ),
-        _ => None,
-    }
+    let input = iamra::input::Input::parse(path);
+    let p = input.as_file()?;
+    Some(
+        std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string(),
+    )
 }
 
 /// The id of group `name` (a number, or a name from /etc/group).

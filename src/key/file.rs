@@ -12,8 +12,9 @@ use pkcs8::der::Decode as _;
 use secrecy::ExposeSecret as _;
 use zeroize::Zeroizing;
 
+use super::tpm::tcti::TctiConfig;
 use super::{Digest, KeyError, PasswordSource, PublicKey, SignError, SigningKey};
-use crate::input::read_file;
+use crate::input::Input;
 use crate::pem;
 
 /// A private key read from a key file: held in process memory, or (a TSS2 key
@@ -106,10 +107,21 @@ const OID_EC: &str = "1.2.840.10045.2.1";
 const OID_P256: &str = "1.2.840.10045.3.1.7";
 const OID_P384: &str = "1.3.132.0.34";
 
-/// Loads a private key file (PEM or DER, any supported encoding).
-pub fn load_key(path: &Path, passwords: &dyn PasswordSource) -> Result<FileKey, KeyError> {
-    let data = read_file("private key file", path)?;
-    load_key_bytes(&data, path, passwords)
+/// Loads a private key file (PEM or DER, any supported encoding; a TSS2 key file
+/// on the TPM the environment names).
+pub fn load_key(input: &Input, passwords: &dyn PasswordSource) -> Result<FileKey, KeyError> {
+    load_key_on(input, passwords, None)
+}
+
+/// [`load_key`], a TSS2 key file on the TPM `tcti` names (`None`: from the
+/// environment).
+pub fn load_key_on(
+    input: &Input,
+    passwords: &dyn PasswordSource,
+    tcti: Option<&TctiConfig>,
+) -> Result<FileKey, KeyError> {
+    let data = input.read("private key file")?;
+    load_key_bytes_on(&data, &input.label(), passwords, tcti)
 }
 
 /// Parses private key bytes; `path` names the source in errors.
@@ -117,6 +129,16 @@ pub fn load_key_bytes(
     data: &[u8],
     path: &Path,
     passwords: &dyn PasswordSource,
+) -> Result<FileKey, KeyError> {
+    load_key_bytes_on(data, path, passwords, None)
+}
+
+/// [`load_key_bytes`], a TSS2 key on the TPM `tcti` names.
+pub(crate) fn load_key_bytes_on(
+    data: &[u8],
+    path: &Path,
+    passwords: &dyn PasswordSource,
+    tcti: Option<&TctiConfig>,
 ) -> Result<FileKey, KeyError> {
     if pem::looks_like_pem(data) {
         let blocks = pem::parse_all(data).map_err(|e| KeyError::Malformed {
@@ -137,7 +159,7 @@ pub fn load_key_bytes(
                 "EC PRIVATE KEY" => return from_sec1(&block.der, path),
                 "ENCRYPTED PRIVATE KEY" => return from_encrypted(&block.der, path, passwords),
                 super::tpm::tss2::PEM_LABEL => {
-                    return super::tpm::load_key_file(&block.der, path, passwords)
+                    return super::tpm::load_key_file_with_tcti(&block.der, path, passwords, tcti)
                         .map(FileKey::Tpm);
                 }
                 _ => {}

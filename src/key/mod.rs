@@ -17,11 +17,13 @@ use secrecy::SecretString;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 pub use self::pkcs12::{Pkcs12Identity, is_pkcs12, load_pkcs12};
-pub use file::{FileKey, load_key, load_key_bytes};
+pub(crate) use file::load_key_bytes_on;
+pub use file::{FileKey, load_key, load_key_bytes, load_key_on};
 pub(crate) use mldsa::verify as mldsa_verify;
 pub use mldsa::{MlDsaKey, MlDsaParameterSet};
-pub use tpm::{TpmError, TpmKey};
+pub use tpm::{TpmError, TpmHandle, TpmKey};
 
+use crate::error::ErrorKind;
 use crate::input::ReadError;
 
 /// The signature families Roles Anywhere accepts.
@@ -210,14 +212,20 @@ pub enum SignError {
 }
 
 impl SignError {
+    /// What kind of failure this is: the token's or TPM's own kind; a failure of
+    /// a caller's own [`SigningKey`] is [`ErrorKind::Transient`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SignError::Backend(_) => ErrorKind::Transient,
+            SignError::Tpm(e) => e.kind(),
+            SignError::Pkcs11(e) => e.kind(),
+        }
+    }
+
     /// Whether a PIN or password was refused (or the key is locked): never worth a
     /// retry, since each try counts towards a lockout.
     pub fn is_authentication(&self) -> bool {
-        match self {
-            SignError::Backend(_) => false,
-            SignError::Tpm(e) => e.is_authentication(),
-            SignError::Pkcs11(e) => e.is_authentication(),
-        }
+        self.kind() == ErrorKind::Authentication
     }
 }
 
@@ -394,11 +402,12 @@ pub enum KeyError {
 }
 
 impl KeyError {
-    /// Whether a hardware key refused its password or is locked (a wrong password
-    /// for a key file is an ordinary error: nothing locks).
-    pub fn is_authentication(&self) -> bool {
+    /// What kind of failure this is: a TPM key's own kind; a key file's problems
+    /// (a wrong password included: nothing locks) are
+    /// [`ErrorKind::Configuration`].
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            KeyError::Tpm(e) => e.is_authentication(),
+            KeyError::Tpm(e) => e.kind(),
             KeyError::WrongPassword { .. }
             | KeyError::Read(_)
             | KeyError::NoKey { .. }
@@ -410,8 +419,14 @@ impl KeyError {
             | KeyError::TpmUnsupported { .. }
             | KeyError::Mismatch { .. }
             | KeyError::Inconsistent { .. }
-            | KeyError::PasswordSource { .. } => false,
+            | KeyError::PasswordSource { .. } => ErrorKind::Configuration,
         }
+    }
+
+    /// Whether a hardware key refused its password or is locked (a wrong password
+    /// for a key file is an ordinary error: nothing locks).
+    pub fn is_authentication(&self) -> bool {
+        self.kind() == ErrorKind::Authentication
     }
 }
 

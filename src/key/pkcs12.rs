@@ -12,7 +12,6 @@ use secrecy::ExposeSecret as _;
 use super::file::from_pkcs8;
 use super::{FileKey, KeyError, PasswordSource, SecretKind, SigningKey as _};
 use crate::cert::Certificate;
-use crate::input::read_file;
 
 /// What a PKCS#12 bundle yields.
 #[derive(Debug)]
@@ -52,11 +51,11 @@ fn is_password_error(e: &p12_keystore::error::Error) -> bool {
 
 /// Loads a PKCS#12 bundle from a file.
 pub fn load_pkcs12(
-    path: &Path,
+    input: &crate::input::Input,
     passwords: &dyn PasswordSource,
 ) -> Result<Pkcs12Identity, KeyError> {
-    let data = read_file("PKCS#12 bundle", path)?;
-    pkcs12_from_bytes(&data, path, passwords)
+    let data = input.read("PKCS#12 bundle")?;
+    pkcs12_from_bytes(&data, &input.label(), passwords)
 }
 
 /// Parses PKCS#12 bytes.

@@ -57,7 +57,7 @@ mod tests {
     fn lists_each_identity() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("certs-testdata/ec-p256/cert.der");
-        let cert = crate::cert::load_certificate(&path).unwrap();
+        let cert = crate::cert::load_certificate(&crate::input::Input::file(path)).unwrap();
         let out = render(&[Entry {
             uri: "pkcs11:token=t;id=%01;type=cert",
             certificate: &cert,

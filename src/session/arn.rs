@@ -1,6 +1,6 @@
 //! ARNs of trust anchors, profiles and roles, checked before any request.
 
-/// Which ARN a value was meant to be (names the flag in errors).
+/// Which ARN a value was meant to be (names the setting in errors).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArnKind {
     /// `arn:PARTITION:rolesanywhere:REGION:ACCOUNT:trust-anchor/ID`
@@ -12,12 +12,12 @@ pub enum ArnKind {
 }
 
 impl ArnKind {
-    /// The command-line flag that carries this ARN.
-    pub fn flag(self) -> &'static str {
+    /// The setting that carries this ARN.
+    pub fn field(self) -> crate::error::Field {
         match self {
-            ArnKind::TrustAnchor => "--trust-anchor-arn",
-            ArnKind::Profile => "--profile-arn",
-            ArnKind::Role => "--role-arn",
+            ArnKind::TrustAnchor => crate::error::Field::TrustAnchorArn,
+            ArnKind::Profile => crate::error::Field::ProfileArn,
+            ArnKind::Role => crate::error::Field::RoleArn,
         }
     }
 
@@ -32,7 +32,7 @@ impl ArnKind {
 
 /// An ARN failed its local check.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{} {} is not a valid ARN: {reason} (expected {})", kind.flag(), crate::error::quote(value), kind.expected())]
+#[error("{} {} is not a valid ARN: {reason} (expected {})", kind.field(), crate::error::quote(value), kind.expected())]
 pub struct ArnError {
     /// Which ARN.
     pub kind: ArnKind,
@@ -212,13 +212,13 @@ mod tests {
     }
 
     #[test]
-    fn rejects_malformed_arns_naming_the_flag() {
+    fn rejects_malformed_arns_naming_the_setting() {
         let e = Arn::parse(
             ArnKind::Profile,
             "arn:aws:rolesanywhere:us-east-1:123:profile/x",
         )
         .unwrap_err();
-        assert!(e.to_string().starts_with("--profile-arn "), "{e}");
+        assert!(e.to_string().starts_with("profile ARN "), "{e}");
         assert_eq!(e.reason, "the account is not 12 digits");
         for bad in [
             "",

@@ -1,12 +1,15 @@
 //! Where `CreateSession` goes: partition endpoints and `--endpoint` overrides.
 
+use crate::error::Field;
+
 /// The endpoint could not be determined.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EndpointError {
     /// `--endpoint` is not an http(s) URL.
     #[error(
-        "--endpoint {} is not a valid URL: {reason}",
+        "{} {} is not a valid URL: {reason}",
+        Field::Endpoint,
         crate::error::quote(value)
     )]
     BadUrl {
@@ -17,15 +20,17 @@ pub enum EndpointError {
     },
     /// A plain `http://` endpoint on another host, without the flag that allows it.
     #[error(
-        "--endpoint uses plain http:// to {}, which is not this host: the credentials would cross the network unencrypted; use https://, or pass --allow-plain-http",
-        crate::error::quote(host)
+        "{} uses plain http:// to {}, which is not this host: the credentials would cross the network unencrypted; use https://, or allow it with {}",
+        Field::Endpoint,
+        crate::error::quote(host),
+        Field::AllowPlainHttp
     )]
     PlainHttp {
         /// The endpoint's host.
         host: String,
     },
     /// `--region` is malformed.
-    #[error("--region {} is not a region name (like us-east-1)", crate::error::quote(.0))]
+    #[error("{} {} is not a region name (like us-east-1)", Field::Region, crate::error::quote(.0))]
     BadRegion(String),
 }
 
@@ -167,7 +172,7 @@ mod tests {
             .to_string();
         assert_eq!(
             e,
-            "--endpoint \"https://***@gw.example/\" is not a valid URL: it must not hold credentials"
+            "endpoint \"https://***@gw.example/\" is not a valid URL: it must not hold credentials"
         );
         assert!(sessions_url("us-east-1", Some("not a url")).is_err());
     }
@@ -187,7 +192,7 @@ mod tests {
         let e = check_plain_http(&url("http://gw.example/ra"), false).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "--endpoint uses plain http:// to \"gw.example\", which is not this host: the credentials would cross the network unencrypted; use https://, or pass --allow-plain-http"
+            "endpoint uses plain http:// to \"gw.example\", which is not this host: the credentials would cross the network unencrypted; use https://, or allow it with the allow-plain-http setting"
         );
         assert!(check_plain_http(&url("http://10.0.0.1"), false).is_err());
         check_plain_http(&url("http://10.0.0.1"), true).unwrap();

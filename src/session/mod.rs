@@ -12,6 +12,7 @@ pub mod endpoint;
 pub mod response;
 mod roots;
 
+use crate::error::{ErrorKind, Field};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,7 +51,9 @@ pub enum SessionError {
     Endpoint(#[from] EndpointError),
     /// The trust anchor and profile are in different regions.
     #[error(
-        "--trust-anchor-arn is in region {trust_anchor} but --profile-arn is in {profile}; they must be in the same region"
+        "{} is in region {trust_anchor} but {} is in {profile}; they must be in the same region",
+        Field::TrustAnchorArn,
+        Field::ProfileArn
     )]
     RegionMismatch {
         /// Trust anchor region.
@@ -58,13 +61,14 @@ pub enum SessionError {
         /// Profile region.
         profile: String,
     },
-    /// `--session-duration` out of range.
-    #[error("--session-duration {0} is out of range: it must be 900 to 43200 seconds")]
+    /// The session duration is out of range.
+    #[error("{field} {0} is out of range: it must be 900 to 43200 seconds", field = Field::SessionDuration)]
     Duration(i64),
-    /// `--role-session-name` invalid.
+    /// The role session name is invalid.
     #[error(
-        "--role-session-name {} is invalid: use 2 to 64 characters from A-Z a-z 0-9 + = , . @ _ -",
-        crate::error::quote(.0)
+        "{field} {value} is invalid: use 2 to 64 characters from A-Z a-z 0-9 + = , . @ _ -",
+        field = Field::RoleSessionName,
+        value = crate::error::quote(.0)
     )]
     SessionName(String),
     /// The CA bundle could not be used.
@@ -127,6 +131,37 @@ pub enum SessionError {
         /// What it was waiting for, e.g. `reading the response body`.
         stalled: &'static str,
     },
+}
+
+impl SessionError {
+    /// What kind of failure this is: bad settings are
+    /// [`ErrorKind::Configuration`]; no answer, a malformed one, a 5xx or
+    /// throttling are [`ErrorKind::Transient`]; other service errors are
+    /// [`ErrorKind::Refused`]; a signing failure has the key's own kind.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SessionError::Sign(e) => e.kind(),
+            SessionError::Network { .. }
+            | SessionError::BadResponse(_)
+            | SessionError::Deadline { .. } => ErrorKind::Transient,
+            SessionError::Service { error, .. } => {
+                if error.status >= 500 || error.status == 429 || error.code == "ThrottlingException"
+                {
+                    ErrorKind::Transient
+                } else {
+                    ErrorKind::Refused
+                }
+            }
+            SessionError::Arn(_)
+            | SessionError::Endpoint(_)
+            | SessionError::RegionMismatch { .. }
+            | SessionError::Duration(_)
+            | SessionError::SessionName(_)
+            | SessionError::CaBundle { .. }
+            | SessionError::Client(_)
+            | SessionError::Expiration(_) => ErrorKind::Configuration,
+        }
+    }
 }
 
 /// What a `CreateSession` call is doing (for [`SessionError::Deadline`]).

@@ -2582,17 +2582,14 @@ fn pkcs11_key_debug_is_redacted() {
 #[ignore = "run by pkcs11_key_debug_is_redacted in a child process"]
 fn pkcs11_key_debug_child() {
     use iamra::key::FixedPassword;
-    use iamra::key::pkcs11::{Pkcs11Options, load_key};
+    use iamra::key::pkcs11::{Pkcs11Options, Pkcs11Uri, load_key};
     let Ok(uri) = std::env::var("IAMRA_TEST_PKCS11_URI") else {
         return;
     };
     let pin = crate::common::softhsm::PIN;
-    let opts = Pkcs11Options {
-        module: Some("/usr/lib/softhsm/libsofthsm2.so".into()),
-        reuse_pin: false,
-    };
+    let opts = Pkcs11Options::default().with_module("/usr/lib/softhsm/libsofthsm2.so");
     let key = load_key(
-        &format!("{uri}?pin-value={pin}"),
+        &Pkcs11Uri::parse(&format!("{uri}?pin-value={pin}")).unwrap(),
         &opts,
         &FixedPassword(pin.into()),
     )

@@ -11,6 +11,7 @@
 
 mod bad_inputs;
 mod cache;
+mod cache_key;
 mod common;
 mod credential_process;
 mod diagnostics;
@@ -21,6 +22,7 @@ mod faults;
 mod lockout;
 mod pkcs11;
 mod provider;
+mod redaction;
 mod secrets;
 mod serve;
 mod tpm;

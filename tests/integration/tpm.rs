@@ -444,7 +444,7 @@ fn tpm_failures_give_one_clear_line() {
                 &[],
             ),
             vec![],
-            "iamra: error: TPM key handle:0x81000102 may have a password: none was given, and --no-tpm-key-password was not passed\niamra: hint: pass --no-tpm-key-password if the key has no password; otherwise set IAMRA_TPM_KEY_PASSWORD, pass --tpm-key-password-file FILE, or run from a terminal to be prompted\n".into(),
+            "iamra: error: TPM key handle:0x81000102 may have a password: none was given, and --no-tpm-key-password was not set\niamra: hint: pass --no-tpm-key-password if the key has no password; otherwise set IAMRA_TPM_KEY_PASSWORD, pass --tpm-key-password-file FILE, or run from a terminal to be prompted\n".into(),
         ),
         (
             cp(
@@ -813,7 +813,7 @@ mod library {
         use_built_helper();
         let tcti = TctiConfig::new(&tpm.tcti()).unwrap();
         let key = iamra::key::tpm::load_handle_with_tcti(
-            &handle_ref(HANDLE_RSA),
+            iamra::key::TpmHandle::parse(&handle_ref(HANDLE_RSA)).unwrap(),
             true,
             &NoPassword,
             Some(&tcti),

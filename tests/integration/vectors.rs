@@ -82,8 +82,16 @@ fn verify(cert: &cert::Certificate, message: &[u8], signature: &[u8]) -> bool {
 
 fn load_vector_key(dir: &Path, key_file: &str, password: Option<&str>) -> Box<dyn SigningKey> {
     match password {
-        Some(p) => Box::new(key::load_key(&dir.join(key_file), &FixedPassword(p.into())).unwrap()),
-        None => Box::new(key::load_key(&dir.join(key_file), &NoPassword).unwrap()),
+        Some(p) => Box::new(
+            key::load_key(
+                &iamra::input::Input::file(dir.join(key_file)),
+                &FixedPassword(p.into()),
+            )
+            .unwrap(),
+        ),
+        None => Box::new(
+            key::load_key(&iamra::input::Input::file(dir.join(key_file)), &NoPassword).unwrap(),
+        ),
     }
 }
 
@@ -99,7 +107,8 @@ fn sign_vector_request(
     request: &Value,
     key: &dyn SigningKey,
 ) -> sigv4x509::SigningOutput {
-    let certificate = cert::load_certificate(&dir.join("cert.pem")).unwrap();
+    let certificate =
+        cert::load_certificate(&iamra::input::Input::file(dir.join("cert.pem"))).unwrap();
     let headers = vector_headers(request);
     let signed_headers: Vec<&str> = request["signed_headers"]
         .as_array()
@@ -142,7 +151,8 @@ fn check_request_vector_with(name: &str, key: &dyn SigningKey, key_path: &Path) 
     let dir = vectors().join(name);
     let request: Value = serde_json::from_str(&read(&dir, "request.json")).unwrap();
     let expected: Value = serde_json::from_str(&read(&dir, "expected.json")).unwrap();
-    let certificate = cert::load_certificate(&dir.join("cert.pem")).unwrap();
+    let certificate =
+        cert::load_certificate(&iamra::input::Input::file(dir.join("cert.pem"))).unwrap();
     key::check_matches(key, key_path, &certificate).unwrap();
 
     let headers = vector_headers(&request);
@@ -159,7 +169,7 @@ fn check_request_vector_with(name: &str, key: &dyn SigningKey, key_path: &Path) 
         "{name}: X-Amz-X509"
     );
     if dir.join("chain.pem").exists() {
-        let chain = cert::load_chain(&dir.join("chain.pem")).unwrap();
+        let chain = cert::load_chain(&iamra::input::Input::file(dir.join("chain.pem"))).unwrap();
         let joined: Vec<String> = chain.iter().map(|c| c.to_base64()).collect();
         assert_eq!(
             header("X-Amz-X509-Chain").unwrap(),
@@ -273,8 +283,10 @@ fn sign_string_vectors_are_reproduced() {
         ("mldsa87", true),
     ] {
         let dir = vectors().join("sign-string").join(name);
-        let certificate = cert::load_certificate(&dir.join("cert.pem")).unwrap();
-        let key = key::load_key(&dir.join("key.pem"), &NoPassword).unwrap();
+        let certificate =
+            cert::load_certificate(&iamra::input::Input::file(dir.join("cert.pem"))).unwrap();
+        let key =
+            key::load_key(&iamra::input::Input::file(dir.join("key.pem")), &NoPassword).unwrap();
         let message = sign_string::test_message(&key.public_key());
         assert_eq!(
             message,
@@ -322,7 +334,8 @@ fn read_certificate_data_vectors_are_reproduced() {
         "mldsa87",
     ] {
         let dir = vectors().join("read-certificate-data").join(name);
-        let certificate = cert::load_certificate(&dir.join("cert.pem")).unwrap();
+        let certificate =
+            cert::load_certificate(&iamra::input::Input::file(dir.join("cert.pem"))).unwrap();
         assert_eq!(
             certificate_data::render(&certificate),
             read(&dir, "output.json"),

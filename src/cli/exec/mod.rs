@@ -184,8 +184,8 @@ fn env_sources(a: &IdentityArgs, intermediates: Option<&Path>) -> Vec<OsString> 
     ]
     .into_iter()
     .flatten()
-    .filter_map(|p| match iamra::input::Source::of(p) {
-        iamra::input::Source::Env(name) => Some(OsString::from(name)),
+    .filter_map(|p| match iamra::input::Input::parse(p) {
+        iamra::input::Input::Env(name) => Some(OsString::from(name)),
         _ => None,
     })
     .collect()

@@ -45,9 +45,12 @@ use cryptoki::slot::{Slot, TokenInfo};
 use secrecy::{ExposeSecret as _, SecretString};
 use zeroize::Zeroizing;
 
-use self::uri::{ObjectType, Pkcs11Uri, UriError};
+pub(crate) use self::object::check_type;
+pub use self::uri::Pkcs11Uri;
+use self::uri::{ObjectType, UriError};
 use super::{Digest, KeyError, PasswordSource, PublicKey, SecretKind, SignError, SigningKey};
 use crate::cert::{CertError, Certificate};
+use crate::error::{ErrorKind, Field};
 
 /// Modules tried, in order, when neither `--pkcs11-lib` nor the URI names one.
 pub const DEFAULT_MODULES: &[&str] = &[
@@ -65,11 +68,27 @@ pub const MODULE_DIRS: &[&str] = &[
 
 /// How to reach the token, beyond the URIs.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Pkcs11Options {
-    /// `--pkcs11-lib`: the module to load (wins over the URI's module attributes).
+    /// The module to load (wins over the URIs' `module-path`/`module-name`; default
+    /// p11-kit-proxy).
     pub module: Option<PathBuf>,
-    /// `--reuse-pin`: use the user PIN for `CKA_ALWAYS_AUTHENTICATE` keys.
+    /// Use the user PIN for `CKA_ALWAYS_AUTHENTICATE` keys too.
     pub reuse_pin: bool,
+}
+
+impl Pkcs11Options {
+    /// With the module to load.
+    pub fn with_module(mut self, module: impl Into<PathBuf>) -> Self {
+        self.module = Some(module.into());
+        self
+    }
+
+    /// Whether to reuse the user PIN for `CKA_ALWAYS_AUTHENTICATE` keys.
+    pub fn with_reuse_pin(mut self, reuse_pin: bool) -> Self {
+        self.reuse_pin = reuse_pin;
+        self
+    }
 }
 
 /// Using a PKCS#11 token failed.
@@ -77,10 +96,10 @@ pub struct Pkcs11Options {
 #[non_exhaustive]
 pub enum Pkcs11Error {
     /// A URI does not parse.
-    #[error("{flag} is not a valid PKCS#11 URI")]
+    #[error("{} is not a valid PKCS#11 URI", field.map_or_else(|| "a value".to_string(), |f| f.to_string()))]
     BadUri {
-        /// `--certificate` or `--private-key`.
-        flag: &'static str,
+        /// The setting it was given for (`None`: a URI inside another one).
+        field: Option<crate::error::Field>,
         /// What is wrong.
         #[source]
         source: UriError,
@@ -261,16 +280,42 @@ pub enum Pkcs11Error {
 }
 
 impl Pkcs11Error {
+    /// What kind of failure this is: a refused (or locked) PIN is
+    /// [`ErrorKind::Authentication`]; a module or token call that failed is
+    /// [`ErrorKind::Transient`] (a token pulled out, a busy HSM); the rest is
+    /// [`ErrorKind::Configuration`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Pkcs11Error::WrongPin { .. }
+            | Pkcs11Error::PinLocked { .. }
+            | Pkcs11Error::PinFinalTry { .. }
+            | Pkcs11Error::PinNotRetried { .. } => ErrorKind::Authentication,
+            Pkcs11Error::Module { .. } | Pkcs11Error::Token { .. } => ErrorKind::Transient,
+            Pkcs11Error::Password(e) => e.kind(),
+            Pkcs11Error::BadUri { .. }
+            | Pkcs11Error::ModuleNotLoadable { .. }
+            | Pkcs11Error::NoToken { .. }
+            | Pkcs11Error::SeveralTokens { .. }
+            | Pkcs11Error::NoCertificate { .. }
+            | Pkcs11Error::SeveralCertificates { .. }
+            | Pkcs11Error::NoKey { .. }
+            | Pkcs11Error::NoMatchingKey { .. }
+            | Pkcs11Error::SeveralKeys { .. }
+            | Pkcs11Error::NoPublicKey { .. }
+            | Pkcs11Error::UnsupportedKey { .. }
+            | Pkcs11Error::PinRequired { .. }
+            | Pkcs11Error::KeyPinRequired { .. }
+            | Pkcs11Error::PinSource { .. }
+            | Pkcs11Error::BadPin { .. }
+            | Pkcs11Error::Cert(_)
+            | Pkcs11Error::Mismatch { .. } => ErrorKind::Configuration,
+        }
+    }
+
     /// Whether the token refused (or would lock on) a PIN: trying again would
     /// count towards locking it.
     pub fn is_authentication(&self) -> bool {
-        matches!(
-            self,
-            Pkcs11Error::WrongPin { .. }
-                | Pkcs11Error::PinLocked { .. }
-                | Pkcs11Error::PinFinalTry { .. }
-                | Pkcs11Error::PinNotRetried { .. }
-        )
+        self.kind() == ErrorKind::Authentication
     }
 }
 
@@ -327,10 +372,6 @@ pub struct ListedCertificate {
     pub uri: String,
     /// The certificate.
     pub certificate: Certificate,
-}
-
-fn parse(text: &str, flag: &'static str) -> Result<Pkcs11Uri, Pkcs11Error> {
-    Pkcs11Uri::parse(text).map_err(|source| Pkcs11Error::BadUri { flag, source })
 }
 
 /// Finds exactly one end-entity certificate for `uri`, logging in when the token
@@ -646,31 +687,29 @@ fn token_chain(ts: &TokenSession, leaf: &Certificate) -> Result<Vec<Certificate>
 /// `key_uri` (default: the certificate's token, by `CKA_ID` and public key). The
 /// chain holds the certificate's issuers found on its token when `want_chain`.
 pub fn load_identity(
-    cert_uri: &str,
-    key_uri: Option<&str>,
+    cert_u: &Pkcs11Uri,
+    key_u: Option<&Pkcs11Uri>,
     want_chain: bool,
     opts: &Pkcs11Options,
     passwords: &dyn PasswordSource,
 ) -> Result<TokenIdentity, Pkcs11Error> {
-    let cert_u = parse(cert_uri, "--certificate")?;
-    check_type(&cert_u, "--certificate")?;
-    let key_u = key_uri.map(|k| parse(k, "--private-key")).transpose()?;
-    if let Some(k) = &key_u {
-        check_type(k, "--private-key")?;
+    check_type(cert_u, Field::Certificate)?;
+    if let Some(k) = key_u {
+        check_type(k, Field::PrivateKey)?;
     }
     let mut uris = Vec::new();
-    uris.extend(key_u.as_ref());
-    uris.push(&cert_u);
+    uris.extend(key_u);
+    uris.push(cert_u);
     let module = load_module(opts, &uris)?;
     let pins = PinSources { uris, passwords };
-    let (cert, cert_ts, cert_pin) = find_certificate(&module, &cert_u, &pins)?;
+    let (cert, cert_ts, cert_pin) = find_certificate(&module, cert_u, &pins)?;
     let chain = if want_chain {
         token_chain(&cert_ts, &cert.certificate)?
     } else {
         Vec::new()
     };
-    let (mut key_ts, explicit, key_uri_eff) = match &key_u {
-        None => (cert_ts, false, &cert_u),
+    let (mut key_ts, explicit, key_uri_eff) = match key_u {
+        None => (cert_ts, false, cert_u),
         Some(k) => {
             let (tokens, present) = matching_tokens(&module, k)?;
             if tokens.iter().any(|t| t.slot == cert_ts.token.slot) {
@@ -714,24 +753,23 @@ pub fn load_identity(
 
 /// Loads the private key `key_uri` names for a certificate read from a file.
 pub fn load_key_for_certificate(
-    key_uri: &str,
+    key_u: &Pkcs11Uri,
     certificate: &Certificate,
     opts: &Pkcs11Options,
     passwords: &dyn PasswordSource,
 ) -> Result<Pkcs11Key, Pkcs11Error> {
-    let key_u = parse(key_uri, "--private-key")?;
-    check_type(&key_u, "--private-key")?;
-    let module = load_module(opts, &[&key_u])?;
+    check_type(key_u, Field::PrivateKey)?;
+    let module = load_module(opts, &[key_u])?;
     let pins = PinSources {
-        uris: vec![&key_u],
+        uris: vec![key_u],
         passwords,
     };
-    let token = one_token(&module, &key_u)?;
+    let token = one_token(&module, key_u)?;
     let mut ts = open_session(&module, &token)?;
     let (key, pin) = find_key(
         &module,
         &mut ts,
-        &key_u,
+        key_u,
         true,
         Some((certificate, &[])),
         &pins,
@@ -743,20 +781,19 @@ pub fn load_key_for_certificate(
 /// Loads the private key `key_uri` names, without a certificate (exactly one key
 /// must match; `sign-string`).
 pub fn load_key(
-    key_uri: &str,
+    key_u: &Pkcs11Uri,
     opts: &Pkcs11Options,
     passwords: &dyn PasswordSource,
 ) -> Result<Pkcs11Key, Pkcs11Error> {
-    let key_u = parse(key_uri, "--private-key")?;
-    check_type(&key_u, "--private-key")?;
-    let module = load_module(opts, &[&key_u])?;
+    check_type(key_u, Field::PrivateKey)?;
+    let module = load_module(opts, &[key_u])?;
     let pins = PinSources {
-        uris: vec![&key_u],
+        uris: vec![key_u],
         passwords,
     };
-    let token = one_token(&module, &key_u)?;
+    let token = one_token(&module, key_u)?;
     let mut ts = open_session(&module, &token)?;
-    let (key, pin) = find_key(&module, &mut ts, &key_u, true, None, &pins)?;
+    let (key, pin) = find_key(&module, &mut ts, key_u, true, None, &pins)?;
     let public_key = key
         .public_key
         .clone()
@@ -768,19 +805,18 @@ pub fn load_key(
 
 /// Loads only the certificate (and its issuers on the token) `cert_uri` names.
 pub fn load_certificate(
-    cert_uri: &str,
+    cert_u: &Pkcs11Uri,
     want_chain: bool,
     opts: &Pkcs11Options,
     passwords: &dyn PasswordSource,
 ) -> Result<(Certificate, Vec<Certificate>), Pkcs11Error> {
-    let cert_u = parse(cert_uri, "--certificate")?;
-    check_type(&cert_u, "--certificate")?;
-    let module = load_module(opts, &[&cert_u])?;
+    check_type(cert_u, Field::Certificate)?;
+    let module = load_module(opts, &[cert_u])?;
     let pins = PinSources {
-        uris: vec![&cert_u],
+        uris: vec![cert_u],
         passwords,
     };
-    let (cert, ts, _) = find_certificate(&module, &cert_u, &pins)?;
+    let (cert, ts, _) = find_certificate(&module, cert_u, &pins)?;
     let chain = if want_chain {
         token_chain(&ts, &cert.certificate)?
     } else {
@@ -793,18 +829,17 @@ pub fn load_certificate(
 /// included), for `read-certificate-data`. Logs in only when one token matches,
 /// it requires login and shows no certificate without it.
 pub fn list_certificates(
-    uri: &str,
+    u: &Pkcs11Uri,
     opts: &Pkcs11Options,
     passwords: &dyn PasswordSource,
 ) -> Result<Vec<ListedCertificate>, Pkcs11Error> {
-    let u = parse(uri, "--certificate")?;
-    check_type(&u, "--certificate")?;
-    let module = load_module(opts, &[&u])?;
+    check_type(u, Field::Certificate)?;
+    let module = load_module(opts, &[u])?;
     let pins = PinSources {
-        uris: vec![&u],
+        uris: vec![u],
         passwords,
     };
-    let (tokens, _) = matching_tokens(&module, &u)?;
+    let (tokens, _) = matching_tokens(&module, u)?;
     let mut out = Vec::new();
     let mut sessions = Vec::new();
     for token in &tokens {
@@ -834,6 +869,31 @@ pub fn list_certificates(
             certificate: c.certificate,
         })
         .collect())
+}
+
+/// What `uri` selects right now, without logging in, for keys of caches: the
+/// module, and per matching token its serial number with the id and a digest of
+/// each certificate object the URI names. Two runs that would use another token or
+/// another certificate get different text; the PIN is never part of it.
+pub fn resolve(uri: &Pkcs11Uri, opts: &Pkcs11Options) -> Result<String, Pkcs11Error> {
+    use std::fmt::Write as _;
+    let module = load_module(opts, &[uri])?;
+    let (tokens, _) = matching_tokens(&module, uri)?;
+    let mut out = format!("module={};", module.name);
+    for token in &tokens {
+        let _ = write!(out, "token={};", token.info.serial_number());
+        let ts = open_session(&module, token)?;
+        for c in read_certs(&ts, uri.id.as_deref(), uri.object.as_deref())? {
+            let digest = ring::digest::digest(&ring::digest::SHA256, c.certificate.der());
+            let _ = write!(
+                out,
+                "cert={}:{};",
+                hex::encode(&c.id),
+                hex::encode(digest.as_ref())
+            );
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

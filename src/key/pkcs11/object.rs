@@ -104,10 +104,10 @@ pub(super) fn read_certs(
 /// What the companion object is searched by: a `type` naming the other object is
 /// not a filter (`--certificate 'pkcs11:…;type=private'` finds the certificate
 /// with the same id and label).
-pub(super) fn check_type(uri: &Pkcs11Uri, flag: &'static str) -> Result<(), Pkcs11Error> {
+pub(crate) fn check_type(uri: &Pkcs11Uri, field: crate::error::Field) -> Result<(), Pkcs11Error> {
     match uri.object_type {
         Some(ObjectType::SecretKey | ObjectType::Data) => Err(Pkcs11Error::BadUri {
-            flag,
+            field: Some(field),
             source: UriError::BadValue {
                 attribute: "type".into(),
                 reason: "names neither a certificate nor a key (use cert, private or public)",

@@ -177,7 +177,7 @@ impl PinSources<'_> {
                 return Ok(Some(pin.clone()));
             }
             let path = u.pin_source_path().map_err(|source| Pkcs11Error::BadUri {
-                flag: "a PKCS#11 URI",
+                field: None,
                 source,
             })?;
             if let Some(path) = path {

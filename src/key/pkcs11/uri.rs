@@ -276,6 +276,12 @@ impl Pkcs11Uri {
         }
     }
 
+    /// Whether `other` names the same objects (the path attributes; the query,
+    /// PIN included, is not compared).
+    pub fn same_object(&self, other: &Pkcs11Uri) -> bool {
+        self.to_path_string() == other.to_path_string()
+    }
+
     /// Whether the URI names module attributes (`module-name`/`module-path`).
     pub fn names_module(&self) -> bool {
         self.module_name.is_some() || self.module_path.is_some()

@@ -30,6 +30,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use zeroize::Zeroizing;
 
 use super::{KeyError, PasswordSource, SecretKind};
+use crate::error::ErrorKind;
 
 pub mod tcti;
 pub mod tss2;
@@ -236,7 +237,10 @@ pub enum TpmError {
         key: String,
     },
     /// A password and `--no-tpm-key-password` together.
-    #[error("a TPM key password was given for {key} together with --no-tpm-key-password")]
+    #[error(
+        "a TPM key password was given for {key} together with {}",
+        crate::error::Field::NoTpmKeyPassword
+    )]
     PasswordAndNoPassword {
         /// The key.
         key: String,
@@ -249,7 +253,8 @@ pub enum TpmError {
     },
     /// A handle key: whether it has a password is not known, and none was given.
     #[error(
-        "TPM key {key} may have a password: none was given, and --no-tpm-key-password was not passed"
+        "TPM key {key} may have a password: none was given, and {} was not set",
+        crate::error::Field::NoTpmKeyPassword
     )]
     HandlePasswordUnknown {
         /// The key.
@@ -310,36 +315,84 @@ pub enum TpmError {
 }
 
 impl TpmError {
+    /// What kind of failure this is: a refused password or a lockout is
+    /// [`ErrorKind::Authentication`]; an unreachable TPM, a failed helper process
+    /// or a failed command is [`ErrorKind::Transient`]; the rest is
+    /// [`ErrorKind::Configuration`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            TpmError::WrongPassword { .. }
+            | TpmError::Lockout { .. }
+            | TpmError::PasswordNotRetried { .. } => ErrorKind::Authentication,
+            TpmError::Unreachable { .. } | TpmError::Helper { .. } | TpmError::Command { .. } => {
+                ErrorKind::Transient
+            }
+            TpmError::KeyFile { .. }
+            | TpmError::BadPublicArea { .. }
+            | TpmError::BadHandle { .. }
+            | TpmError::HandleAsCertificate { .. }
+            | TpmError::Unsupported { .. }
+            | TpmError::Tcti(_)
+            | TpmError::NoSuchHandle { .. }
+            | TpmError::Parent { .. }
+            | TpmError::Load { .. }
+            | TpmError::DecryptOnly { .. }
+            | TpmError::UnsupportedKey { .. }
+            | TpmError::PolicyOnly { .. }
+            | TpmError::DigestNotAllowed { .. }
+            | TpmError::PasswordForEmptyAuth { .. }
+            | TpmError::PasswordAndNoPassword { .. }
+            | TpmError::PasswordRequired { .. }
+            | TpmError::HandlePasswordUnknown { .. }
+            | TpmError::PasswordTooLong { .. } => ErrorKind::Configuration,
+        }
+    }
+
     /// Whether the TPM refused an authorisation (wrong password, lockout): trying
     /// again would only count towards (or prolong) the dictionary-attack lockout.
     pub fn is_authentication(&self) -> bool {
-        matches!(
-            self,
-            TpmError::WrongPassword { .. }
-                | TpmError::Lockout { .. }
-                | TpmError::PasswordNotRetried { .. }
-        )
+        self.kind() == ErrorKind::Authentication
     }
 }
 
-/// Parses `handle:0x81000101` (the `0x` is optional, as in the reference).
-pub fn parse_handle(reference: &str) -> Result<u32, TpmError> {
-    let bad = || TpmError::BadHandle {
-        reference: reference.to_string(),
-    };
-    let hex = reference.strip_prefix("handle:").ok_or_else(bad)?;
-    let hex = hex
-        .strip_prefix("0x")
-        .or_else(|| hex.strip_prefix("0X"))
-        .unwrap_or(hex);
-    if hex.is_empty() || hex.len() > 8 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad());
+/// A persistent TPM key handle (`0x81000000` to `0x81FFFFFF`), written
+/// `handle:0x81000101` on the command line as in the reference helper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TpmHandle(u32);
+
+impl TpmHandle {
+    /// Parses `handle:0x81000101` (the `0x` is optional, as in the reference).
+    pub fn parse(reference: &str) -> Result<Self, TpmError> {
+        let bad = || TpmError::BadHandle {
+            reference: crate::error::shorten(reference).into_owned(),
+        };
+        let hex = reference.strip_prefix("handle:").ok_or_else(bad)?;
+        let hex = hex
+            .strip_prefix("0x")
+            .or_else(|| hex.strip_prefix("0X"))
+            .unwrap_or(hex);
+        if hex.is_empty() || hex.len() > 8 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        let handle = u32::from_str_radix(hex, 16).map_err(|_| bad())?;
+        Self::new(handle).ok_or_else(bad)
     }
-    let handle = u32::from_str_radix(hex, 16).map_err(|_| bad())?;
-    if handle >> 24 != 0x81 {
-        return Err(bad());
+
+    /// A persistent handle, or `None` outside `0x81000000..=0x81FFFFFF`.
+    pub fn new(handle: u32) -> Option<Self> {
+        (handle >> 24 == 0x81).then_some(Self(handle))
     }
-    Ok(handle)
+
+    /// The handle's value.
+    pub fn value(self) -> u32 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for TpmHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "handle:0x{:08x}", self.0)
+    }
 }
 
 /// What is known about a key's authorisation before it is used.
@@ -467,27 +520,29 @@ pub fn load_key_file_with_tcti(
     }
 }
 
-/// Opens the persistent key at `reference` (`handle:0x81……`).
+/// Opens the persistent key at `handle`.
 ///
 /// With `no_password` (`--no-tpm-key-password`) the key is used with an empty
 /// password; otherwise `passwords` is asked, because a TPM does not reveal whether
 /// a key has one.
 pub fn load_handle(
-    reference: &str,
+    handle: TpmHandle,
     no_password: bool,
     passwords: &dyn PasswordSource,
 ) -> Result<TpmKey, KeyError> {
-    load_handle_with_tcti(reference, no_password, passwords, None)
+    load_handle_with_tcti(handle, no_password, passwords, None)
 }
 
 /// [`load_handle`] on the TPM `tcti` names (`None`: from the environment).
 pub fn load_handle_with_tcti(
-    reference: &str,
+    handle: TpmHandle,
     no_password: bool,
     passwords: &dyn PasswordSource,
     tcti: Option<&tcti::TctiConfig>,
 ) -> Result<TpmKey, KeyError> {
-    let handle = parse_handle(reference)?;
+    let reference_text = handle.to_string();
+    let reference = reference_text.as_str();
+    let handle = handle.value();
     #[cfg(feature = "tpm")]
     {
         let tcti = match tcti {
@@ -571,9 +626,14 @@ mod tests {
 
     #[test]
     fn handles_must_be_persistent() {
-        assert_eq!(parse_handle("handle:0x81000101").unwrap(), 0x8100_0101);
-        assert_eq!(parse_handle("handle:81000001").unwrap(), 0x8100_0001);
-        assert_eq!(parse_handle("handle:0X81ABCDEF").unwrap(), 0x81AB_CDEF);
+        let value = |s| TpmHandle::parse(s).unwrap().value();
+        assert_eq!(value("handle:0x81000101"), 0x8100_0101);
+        assert_eq!(value("handle:81000001"), 0x8100_0001);
+        assert_eq!(value("handle:0X81ABCDEF"), 0x81AB_CDEF);
+        assert_eq!(
+            TpmHandle::parse("handle:81abcdef").unwrap().to_string(),
+            "handle:0x81abcdef"
+        );
         for bad in [
             "handle:",
             "handle:0x",
@@ -585,7 +645,7 @@ mod tests {
             "0x81000001",
         ] {
             assert_eq!(
-                parse_handle(bad).unwrap_err().to_string(),
+                TpmHandle::parse(bad).unwrap_err().to_string(),
                 format!(
                     "{bad} is not a persistent TPM key handle (expected handle:0x81000000 to handle:0x81FFFFFF)"
                 )
@@ -655,7 +715,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "a TPM key password was given for handle:0x81000001 together with --no-tpm-key-password"
+            "a TPM key password was given for handle:0x81000001 together with the no-TPM-key-password setting"
         );
     }
 
@@ -676,7 +736,7 @@ mod tests {
             key_password(AuthNeed::Unknown, "handle:0x81000001", false, &NoPassword).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "TPM key handle:0x81000001 may have a password: none was given, and --no-tpm-key-password was not passed"
+            "TPM key handle:0x81000001 may have a password: none was given, and the no-TPM-key-password setting was not set"
         );
         let long = FixedPassword(SecretString::from("x".repeat(65)));
         let e = key_password(AuthNeed::Password, "k.pem", false, &long).unwrap_err();
@@ -727,7 +787,12 @@ mod tests {
     #[cfg(not(feature = "tpm"))]
     #[test]
     fn without_the_feature_tpm_keys_are_refused_clearly() {
-        let e = load_handle("handle:0x81000001", true, &NoPassword).unwrap_err();
+        let e = load_handle(
+            TpmHandle::parse("handle:0x81000001").unwrap(),
+            true,
+            &NoPassword,
+        )
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             "handle:0x81000001 is a TPM key handle, which this build of iamra cannot use"

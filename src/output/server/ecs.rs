@@ -112,7 +112,7 @@ pub fn read_token_file(path: &Path) -> Result<SecretString, ServeError> {
             "must hold a token of {MIN_TOKEN_LEN} to {MAX_TOKEN_LEN} characters"
         )));
     }
-    if let crate::input::Source::File(p) = crate::input::Source::of(path)
+    if let Some(p) = crate::input::Input::parse(path).as_file()
         && let Ok(m) = std::fs::metadata(p)
     {
         use std::os::unix::fs::PermissionsExt as _;
