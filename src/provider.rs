@@ -410,6 +410,7 @@ impl RolesAnywhereProvider {
         let mut rx = self.watch();
         let deadline = tokio::time::Instant::now() + self.inner.wait_limit;
         let mut kicked = false;
+        let first_generation = rx.borrow().generation;
         loop {
             let snapshot = rx.borrow_and_update().clone();
             let now = self.inner.clock.now();
@@ -422,6 +423,9 @@ impl RolesAnywhereProvider {
                 }
                 // Refreshing fails: what is still valid is better than nothing.
                 Some(c) if snapshot.last_error.is_some() => return Ok((**c).clone()),
+                // Fresh from a refresh since this call began (short-lived credentials
+                // can be inside the margin from the start).
+                Some(c) if snapshot.generation > first_generation => return Ok((**c).clone()),
                 Some(_) => {
                     if !kicked {
                         self.kick();

@@ -109,3 +109,216 @@ fn provider_gets_credentials_with_an_mldsa65_key() {
     assert_eq!(ep.requests().len(), 1);
     assert_eq!(ep.requests()[0]["status"], 201);
 }
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Gets credentials twice through an aws-config `SdkConfig` built on `provider`;
+/// returns the access key ids.
+fn through_sdk_config(provider: iamra::RolesAnywhereProvider) -> (String, String) {
+    runtime().block_on(async {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(provider)
+            .load()
+            .await;
+        let sdk = config.credentials_provider().expect("provider set");
+        let first = sdk.provide_credentials().await.unwrap();
+        let second = sdk.provide_credentials().await.unwrap();
+        (
+            first.access_key_id().to_string(),
+            second.access_key_id().to_string(),
+        )
+    })
+}
+
+#[test]
+fn refresh_failures_keep_the_still_valid_credentials_then_report_the_error() {
+    // One good answer, then 503 for ever; signatures dated by the test clock.
+    let ep = Endpoint::start_with(&[
+        "--clock-skew-seconds",
+        "100000",
+        "--fault",
+        "ok",
+        "--fault",
+        "always:503",
+    ]);
+    let clock = Arc::new(StepClock(Mutex::new(OffsetDateTime::now_utc())));
+    let provider = iamra::RolesAnywhereProvider::builder()
+        .certificate(td("rsa2048/combined.pem"))
+        .intermediates(td("chain.pem"))
+        .trust_anchor_arn(TRUST_ANCHOR_ARN)
+        .profile_arn(PROFILE_ARN)
+        .role_arn(ROLE_ARN)
+        .endpoint(ep.url())
+        .ca_bundle(td("tls/ca.pem"))
+        .session_duration(900)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    runtime().block_on(async {
+        let first = provider.credentials().await.unwrap();
+        assert_eq!(ep.requests().len(), 1);
+        // Inside the refresh margin: a refresh is tried at once and fails (503, with
+        // the client's retries); the credentials, valid for 299 s more, are returned.
+        *clock.0.lock().unwrap() += time::Duration::seconds(601);
+        let kept = provider.credentials().await.unwrap();
+        assert_eq!(kept.access_key_id(), first.access_key_id());
+        let tried = ep.requests().len();
+        assert!(tried >= 2, "a refresh was tried ({tried} requests)");
+        assert!(ep.requests()[1..].iter().all(|r| r["status"] == 503));
+        // A second call during the backoff does not hammer the endpoint.
+        let again = provider.credentials().await.unwrap();
+        assert_eq!(again.access_key_id(), first.access_key_id());
+        assert_eq!(ep.requests().len(), tried);
+        // Once they expired, the refresh error is returned, with its kind.
+        *clock.0.lock().unwrap() += time::Duration::seconds(300);
+        let e = provider.credentials().await.unwrap_err();
+        assert_eq!(e.kind(), iamra::error::ErrorKind::Transient, "{e}");
+        assert!(e.to_string().contains("503"), "{e}");
+    });
+}
+
+/// A key of the caller's own: here a file key behind the library's `SigningKey`
+/// trait, as an HSM of the caller's would be.
+#[derive(Debug)]
+struct OwnKey(iamra::key::FileKey);
+
+impl iamra::key::SigningKey for OwnKey {
+    fn public_key(&self) -> iamra::key::PublicKey {
+        self.0.public_key()
+    }
+    fn sign(
+        &self,
+        message: &[u8],
+        digest: iamra::key::Digest,
+    ) -> Result<Vec<u8>, iamra::key::SignError> {
+        self.0.sign(message, digest)
+    }
+}
+
+#[test]
+fn a_callers_own_signing_key_gets_credentials_and_must_match_the_certificate() {
+    use iamra::input::Input;
+    use iamra::key::{NoPassword, load_key};
+    let ep = Endpoint::start();
+    let key = load_key(&Input::file(td("ec-p256/key.pkcs8.pem")), &NoPassword).unwrap();
+    let certificate = iamra::cert::load_certificate(&Input::file(td("ec-p256/cert.pem"))).unwrap();
+    let chain = iamra::cert::load_chain(&Input::file(td("chain.pem"))).unwrap();
+    let provider = iamra::RolesAnywhereProvider::builder()
+        .signing_key(Box::new(OwnKey(key)), certificate.clone(), chain)
+        .trust_anchor_arn(TRUST_ANCHOR_ARN)
+        .profile_arn(PROFILE_ARN)
+        .role_arn(ROLE_ARN)
+        .endpoint(ep.url())
+        .ca_bundle(td("tls/ca.pem"))
+        .build()
+        .unwrap();
+    let (first, second) = through_sdk_config(provider);
+    assert!(first.starts_with("ASIA"));
+    assert_eq!(first, second);
+    assert_eq!(ep.requests().len(), 1);
+    assert_eq!(ep.requests()[0]["status"], 201);
+
+    // Another key with this certificate is refused when the provider is built.
+    let other = load_key(&Input::file(td("rsa2048/key.pkcs8.pem")), &NoPassword).unwrap();
+    let e = iamra::RolesAnywhereProvider::builder()
+        .signing_key(Box::new(OwnKey(other)), certificate, Vec::new())
+        .trust_anchor_arn(TRUST_ANCHOR_ARN)
+        .profile_arn(PROFILE_ARN)
+        .role_arn(ROLE_ARN)
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().contains("does not match certificate"), "{e}");
+}
+
+/// The example program `pkcs11_provider`, built by `cargo test` next to the test
+/// binary.
+fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo test --all-features` (examples are built with the tests) or `cargo build --features aws-sdk --example {name}`",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn an_sdk_config_gets_credentials_from_a_softhsm2_key() {
+    use crate::common::softhsm::{MODULE, PIN, SoftHsm};
+    let Some(hsm) = SoftHsm::new() else { return };
+    let ep = Endpoint::start();
+    let mut cmd = clean_iamra_command_for(example("pkcs11_provider").to_str().unwrap());
+    let out = cmd
+        .args(["pkcs11:token=ra-test;id=%02", MODULE])
+        .args([TRUST_ANCHOR_ARN, PROFILE_ARN, ROLE_ARN])
+        .arg(ep.url())
+        .arg(td("tls/ca.pem"))
+        .env("SOFTHSM2_CONF", hsm.conf())
+        .env("IAMRA_PKCS11_PIN", PIN)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys: Vec<&str> = stdout
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap())
+        .collect();
+    assert_eq!(keys.len(), 2, "{stdout}");
+    assert!(keys[0].starts_with("ASIA"), "{stdout}");
+    assert_eq!(keys[0], keys[1], "valid credentials are re-used");
+    assert_eq!(ep.requests().len(), 1);
+    assert_eq!(ep.requests()[0]["status"], 201);
+    assert!(!stdout.contains(PIN) && !String::from_utf8_lossy(&out.stderr).contains(PIN));
+}
+
+#[cfg(feature = "tpm")]
+#[test]
+fn an_sdk_config_gets_credentials_from_a_swtpm_key() {
+    use crate::common::swtpm::{HANDLE_RSA, Swtpm};
+    use iamra::identity::{CertificateSource, IdentitySpec, KeySource, TpmOptions};
+    use iamra::key::tpm::tcti::TctiConfig;
+    use iamra::key::tpm::{TpmBackend, set_backend};
+    let Some(tpm) = Swtpm::start() else { return };
+    // The test binary does not sit next to `iamra-tpm`: name it.
+    let helper = TpmBackend::Helper(env!("CARGO_BIN_EXE_iamra-tpm").into());
+    if let Err(other) = set_backend(helper.clone()) {
+        assert_eq!(other, helper, "every test chooses the same backend");
+    }
+    let ep = Endpoint::start();
+    let spec = IdentitySpec::new(CertificateSource::file(
+        tpm.file(&format!("handle-{HANDLE_RSA:08x}.crt")),
+    ))
+    .with_private_key(KeySource::parse(format!("handle:{HANDLE_RSA:#010x}")).unwrap())
+    .with_intermediates(iamra::input::Input::file(td("chain.pem")))
+    .with_tpm(
+        TpmOptions::default()
+            .with_no_key_password(true)
+            .with_tcti(TctiConfig::new(&tpm.tcti()).unwrap()),
+    );
+    let provider = iamra::RolesAnywhereProvider::builder()
+        .identity(spec)
+        .trust_anchor_arn(TRUST_ANCHOR_ARN)
+        .profile_arn(PROFILE_ARN)
+        .role_arn(ROLE_ARN)
+        .endpoint(ep.url())
+        .ca_bundle(td("tls/ca.pem"))
+        .build()
+        .unwrap();
+    let (first, second) = through_sdk_config(provider);
+    assert!(first.starts_with("ASIA"));
+    assert_eq!(first, second);
+    assert_eq!(ep.requests().len(), 1);
+    assert_eq!(ep.requests()[0]["status"], 201);
+}
