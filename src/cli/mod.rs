@@ -150,12 +150,11 @@ impl CliError {
             CliError::Session(SessionError::Deadline { .. }) => Some(
                 "if the endpoint is only slow, raise --total-timeout (IAMRA_TOTAL_TIMEOUT); otherwise check --endpoint, the network, and HTTPS_PROXY/NO_PROXY".into(),
             ),
-            CliError::Session(SessionError::Network { reason, .. }) => {
-                if reason.contains("UnknownIssuer") || reason.contains("certificate") {
-                    Some("the endpoint's TLS certificate is not trusted: pass --ca-bundle FILE or set AWS_CA_BUNDLE".into())
-                } else {
-                    Some("check --endpoint, the network, and HTTPS_PROXY/NO_PROXY".into())
-                }
+            CliError::Session(SessionError::Untrusted { .. }) => Some(
+                "the endpoint's TLS certificate is not trusted: pass --ca-bundle FILE or set AWS_CA_BUNDLE".into(),
+            ),
+            CliError::Session(SessionError::Network { .. }) => {
+                Some("check --endpoint, the network, and HTTPS_PROXY/NO_PROXY".into())
             }
             CliError::Exec(e) => e.hint(),
             _ => None,

@@ -92,6 +92,18 @@ pub enum SessionError {
         /// The innermost cause.
         reason: String,
     },
+    /// The endpoint's TLS certificate was refused (untrusted issuer, wrong name,
+    /// expired): retrying will not help until the trust settings or the endpoint
+    /// change.
+    #[error("cannot reach {url} after {attempts} attempt(s): {reason}")]
+    Untrusted {
+        /// Where.
+        url: String,
+        /// How many attempts were made.
+        attempts: u32,
+        /// The TLS stack's complaint.
+        reason: String,
+    },
     /// The service answered with an error.
     #[error("CreateSession failed: {}{}{} (HTTP {}{})",
         error.code,
@@ -153,6 +165,7 @@ impl SessionError {
                 }
             }
             SessionError::Arn(_)
+            | SessionError::Untrusted { .. }
             | SessionError::Endpoint(_)
             | SessionError::RegionMismatch { .. }
             | SessionError::Duration(_)
@@ -472,16 +485,12 @@ impl Client {
     /// Checks that `url`'s host answers over TLS (any HTTP status will do) and
     /// returns its `Date` header, for a clock check.
     pub async fn probe(&self, url: &reqwest::Url) -> Result<Option<OffsetDateTime>, SessionError> {
-        let response =
-            self.http
-                .get(url.clone())
-                .send()
-                .await
-                .map_err(|e| SessionError::Network {
-                    url: url.to_string(),
-                    attempts: 1,
-                    reason: crate::error::innermost(&e),
-                })?;
+        let response = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| transport_error(&e, url.as_str(), 1))?;
         Ok(response
             .headers()
             .get("date")
@@ -565,15 +574,10 @@ impl Client {
         let mut response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
-                let reason = crate::error::innermost(&e);
-                if is_tls_error(&reason) {
-                    return Ok(Attempt::Fail(SessionError::Network {
-                        url: url.to_string(),
-                        attempts: attempt,
-                        reason,
-                    }));
-                }
-                return Ok(network(reason));
+                return Ok(match transport_error(&e, url.as_str(), attempt) {
+                    untrusted @ SessionError::Untrusted { .. } => Attempt::Fail(untrusted),
+                    _ => network(crate::error::innermost(&e)),
+                });
             }
         };
         let status = response.status().as_u16();
@@ -644,10 +648,54 @@ impl Client {
     }
 }
 
-fn is_tls_error(reason: &str) -> bool {
-    reason.contains("certificate")
-        || reason.contains("UnknownIssuer")
-        || reason.contains("NotValidForName")
+/// A failed request as an error: [`SessionError::Untrusted`] when the TLS stack
+/// refused the endpoint's certificate (found by type in the error's sources, not
+/// by its text), else [`SessionError::Network`].
+fn transport_error(e: &reqwest::Error, url: &str, attempts: u32) -> SessionError {
+    let reason = crate::error::innermost(e);
+    if refused_certificate(e) {
+        SessionError::Untrusted {
+            url: url.to_string(),
+            attempts,
+            reason,
+        }
+    } else {
+        SessionError::Network {
+            url: url.to_string(),
+            attempts,
+            reason,
+        }
+    }
+}
+
+/// Whether a rustls certificate error is among `e`'s sources (an `io::Error`
+/// hides the error it wraps from `source()`: it is looked into too).
+fn refused_certificate(e: &(dyn std::error::Error + 'static)) -> bool {
+    let is_certificate = |e: &(dyn std::error::Error + 'static)| {
+        matches!(
+            e.downcast_ref::<rustls::Error>(),
+            Some(
+                rustls::Error::InvalidCertificate(_)
+                    | rustls::Error::NoCertificatesPresented
+                    | rustls::Error::InvalidCertRevocationList(_)
+            )
+        )
+    };
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if is_certificate(err) {
+            return true;
+        }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            && (is_certificate(inner) || refused_certificate(inner))
+        {
+            return true;
+        }
+        next = err.source();
+    }
+    false
 }
 
 /// Convenience: the time-of-signing clock a session uses when none is given.
