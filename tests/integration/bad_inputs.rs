@@ -2333,7 +2333,7 @@ fn serve_answers_malformed_requests_with_4xx_and_keeps_serving() {
     let ep = Endpoint::start();
     let token_dir = tempfile::tempdir().unwrap();
     let token_file = token_dir.path().join("ecs-token").display().to_string();
-    let served = crate::serve::serve(&ep, &["--ecs-token-file", &token_file, "--imds"], &[], 3);
+    let served = serve(&ep, &["--ecs-token-file", &token_file, "--imds"], &[], 3);
     let a = served.addr.as_str();
     let creds = "/latest/meta-data/iam/security-credentials/iamra-test-role";
     let h = "Host: 127.0.0.1\r\n";
@@ -2467,8 +2467,8 @@ fn serve_answers_malformed_requests_with_4xx_and_keeps_serving() {
     .collect();
     found.extend(slow.into_iter().filter_map(|t| t.join().unwrap()));
     // Still serving, and nothing leaked or panicked.
-    let token = crate::serve::imds_token(a);
-    crate::serve::imds_credentials(a, &token);
+    let token = imds_token(a);
+    imds_credentials(a, &token);
     let (status, stderr) = served.daemon.stop();
     assert!(status.success(), "serve exited with {status:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -2491,7 +2491,7 @@ fn serve_answers_malformed_requests_with_4xx_and_keeps_serving() {
 #[test]
 fn serve_resolves_ambiguous_requests_as_rfc_9112_allows() {
     let ep = Endpoint::start();
-    let served = crate::serve::serve(&ep, &[], &[], 1);
+    let served = serve(&ep, &[], &[], 1);
     let a = served.addr.as_str();
     let token_put = "PUT /latest/api/token HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
     // Content-Length with Transfer-Encoding (request smuggling's framing): the
@@ -2553,28 +2553,16 @@ fn pkcs11_key_debug_is_redacted() {
     let Some(hsm) = crate::common::softhsm::SoftHsm::new() else {
         return;
     };
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "bad_inputs::pkcs11_key_debug_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("SOFTHSM2_CONF", hsm.conf())
-        .env(
-            "IAMRA_TEST_PKCS11_URI",
-            format!("{};object=ra-ec;type=private", hsm.token_uri()),
-        )
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_child_test(
+        "bad_inputs::pkcs11_key_debug_child",
+        [
+            ("SOFTHSM2_CONF", hsm.conf().display().to_string()),
+            (
+                "IAMRA_TEST_PKCS11_URI",
+                format!("{};object=ra-ec;type=private", hsm.token_uri()),
+            ),
+        ],
     );
-    assert!(stdout.contains("1 passed"), "{stdout}");
 }
 
 /// Run by [`pkcs11_key_debug_is_redacted`] with `SOFTHSM2_CONF` set.

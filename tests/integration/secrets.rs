@@ -122,7 +122,6 @@ fn a_running_iamra_cannot_dump_core_or_be_read_by_its_user() {
     use std::io::Write as _;
     use std::os::unix::fs::MetadataExt as _;
     let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
-    let iamra = env!("CARGO_BIN_EXE_iamra");
     // Reading the certificate from stdin keeps it waiting there, after start-up.
     let mut args = vec![
         "credential-process",
@@ -133,11 +132,12 @@ fn a_running_iamra_cannot_dump_core_or_be_read_by_its_user() {
     ];
     args.extend(ARN_FLAGS);
     let mut cmd = if root {
-        let mut c = std::process::Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", iamra]);
-        c
+        clean_iamra_command_via(
+            "setpriv",
+            &["--reuid=65534", "--regid=65534", "--clear-groups"],
+        )
     } else {
-        std::process::Command::new(iamra)
+        clean_iamra_command()
     };
     let mut child = cmd
         .args(args)

@@ -26,7 +26,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::{copy_dir, first_missing_tool, td, tools_present};
+use super::{copy_dir, first_missing_tool, run_ok as run, td, tools_present};
 
 /// The password of every fixture key that has one.
 pub const KEY_PASSWORD: &str = "tpm-key-pw-4c1d";
@@ -125,21 +125,6 @@ fn tool_missing() -> Option<&'static str> {
     None
 }
 
-#[track_caller]
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// Two consecutive free loopback ports (swtpm's TCTI finds the control port at
 /// the server port + 1).
 fn free_port_pair() -> u16 {
@@ -152,26 +137,33 @@ fn free_port_pair() -> u16 {
     }
 }
 
+/// swtpm on `state` in TCP mode: the TPM at loopback `port`, its control channel at
+/// `port + 1`, logging to `log`.
+fn swtpm_command(state: &Path, log: &Path, port: u16) -> Command {
+    let mut cmd = Command::new("swtpm");
+    cmd.arg("socket")
+        .arg("--tpm2")
+        .arg("--tpmstate")
+        .arg(format!("dir={}", state.display()))
+        .arg("--server")
+        .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+        .arg("--ctrl")
+        .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+        .args(["--flags", "not-need-init,startup-clear"])
+        .arg("--log")
+        .arg(format!("file={},level=1", log.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
 /// Starts swtpm on `state` in TCP mode; retries with other ports if it loses a
 /// race for them.
 fn spawn(state: &Path, log: &Path) -> (Child, u16) {
     for _ in 0..10 {
         let port = free_port_pair();
-        let mut child = Command::new("swtpm")
-            .arg("socket")
-            .arg("--tpm2")
-            .arg("--tpmstate")
-            .arg(format!("dir={}", state.display()))
-            .arg("--server")
-            .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-            .arg("--ctrl")
-            .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
-            .args(["--flags", "not-need-init,startup-clear"])
-            .arg("--log")
-            .arg(format!("file={},level=1", log.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+        let mut child = swtpm_command(state, log, port)
             .spawn()
             .expect("start swtpm");
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -589,24 +581,7 @@ impl Swtpm {
         let log = self.dir.path().join("swtpm.log");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let mut child = Command::new("swtpm")
-                .arg("socket")
-                .arg("--tpm2")
-                .arg("--tpmstate")
-                .arg(format!("dir={}", state.display()))
-                .arg("--server")
-                .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", self.port))
-                .arg("--ctrl")
-                .arg(format!(
-                    "type=tcp,port={},bindaddr=127.0.0.1",
-                    self.port + 1
-                ))
-                .args(["--flags", "not-need-init,startup-clear"])
-                .arg("--log")
-                .arg(format!("file={},level=1", log.display()))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
+            let mut child = swtpm_command(&state, &log, self.port)
                 .spawn()
                 .expect("restart swtpm");
             loop {
