@@ -244,16 +244,10 @@ fn ca_bundle_from_aws_ca_bundle_and_insecure_mode_warns() {
             td("rsa2048/combined.pem").display().to_string(),
             "--intermediates".into(),
             td("chain.pem").display().to_string(),
-            "--trust-anchor-arn".into(),
-            TRUST_ANCHOR_ARN.into(),
-            "--profile-arn".into(),
-            PROFILE_ARN.into(),
-            "--role-arn".into(),
-            ROLE_ARN.into(),
             "--endpoint".into(),
             ep.url(),
         ];
-        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(ARN_FLAGS.iter().chain(extra).map(|s| s.to_string()));
         args
     };
     let ca = td("tls/ca.pem").display().to_string();

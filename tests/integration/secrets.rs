@@ -150,10 +150,10 @@ fn a_running_iamra_cannot_dump_core_or_be_read_by_its_user() {
     // Wait until setpriv has become iamra and iamra has hardened itself: the soft
     // and the hard core limit at 0 and the process non-dumpable (the soft one alone may be 0 already when the shell
     // that runs the tests has `ulimit -c 0`, before iamra has run a line).
-    let mut limits = String::new();
-    for _ in 0..400 {
+    let read_limits = || std::fs::read_to_string(format!("{proc_dir}/limits")).unwrap_or_default();
+    let limits = poll_until(std::time::Duration::from_secs(10), || {
         let exe = std::fs::read_link(format!("{proc_dir}/exe")).ok();
-        limits = std::fs::read_to_string(format!("{proc_dir}/limits")).unwrap_or_default();
+        let limits = read_limits();
         let ready = exe.is_some_and(|e| e.ends_with("iamra"))
             && limits.lines().any(|l| {
                 l.starts_with("Max core file size")
@@ -161,11 +161,9 @@ fn a_running_iamra_cannot_dump_core_or_be_read_by_its_user() {
             })
             // Non-dumpable (set right after the limit): /proc/PID/status owned by root.
             && std::fs::metadata(format!("{proc_dir}/status")).is_ok_and(|m| m.uid() == 0);
-        if ready {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
+        ready.then_some(limits)
+    })
+    .unwrap_or_else(read_limits);
     let core = limits
         .lines()
         .find(|l| l.starts_with("Max core file size"))

@@ -2,8 +2,7 @@
 //! during refresh, certificate rotation, shutdown, secret hygiene, and boto3 as a
 //! real client.
 
-use std::io::{BufRead as _, Read as _, Write as _};
-use std::net::TcpStream;
+use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -539,14 +538,11 @@ fn serve_answers_many_clients_at_once_on_the_threads_asked_for() {
         names
     };
     // The serving threads start right after the endpoint lines are printed.
-    let mut names = task_names();
-    for _ in 0..200 {
-        if names.len() >= 3 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-        names = task_names();
-    }
+    let names = poll_until(Duration::from_secs(5), || {
+        let names = task_names();
+        (names.len() >= 3).then_some(names)
+    })
+    .unwrap_or_else(task_names);
     assert_eq!(names, ["iamra-serve-0", "iamra-serve-1", "iamra-serve-2"]);
     // Twelve clients at once, each on its own keep-alive connection: a token PUT and
     // then GETs, all answered, all with the same credentials.
@@ -554,27 +550,13 @@ fn serve_answers_many_clients_at_once_on_the_threads_asked_for() {
         .map(|_| {
             let addr = s.addr.clone();
             std::thread::spawn(move || {
-                let mut conn = TcpStream::connect(&addr).unwrap();
+                let mut conn = connect(&addr);
                 let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
                 let mut exchange = |req: String| -> String {
                     conn.write_all(req.as_bytes()).unwrap();
-                    let mut length = 0;
-                    let mut status = String::new();
-                    reader.read_line(&mut status).unwrap();
-                    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
-                    loop {
-                        let mut line = String::new();
-                        reader.read_line(&mut line).unwrap();
-                        if line == "\r\n" {
-                            break;
-                        }
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap();
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    reader.read_exact(&mut body).unwrap();
-                    String::from_utf8(body).unwrap()
+                    let answer = Reply::parse(&read_answer(&mut reader));
+                    assert_eq!(answer.status, 200, "{answer:?}");
+                    answer.body
                 };
                 let token = exchange(format!(
                     "PUT /latest/api/token HTTP/1.1\r\nHost: {addr}\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n"
@@ -644,13 +626,13 @@ fn serve_stops_cleanly_on_sigterm_and_sigint() {
     for signal in ["TERM", "INT"] {
         let s = serve(&ep, &[], &[], 1);
         // An idle keep-alive connection does not hold the shutdown up.
-        let mut idle = TcpStream::connect(&s.addr).unwrap();
+        let mut idle = connect(&s.addr);
         idle.write_all(
             format!("PUT /latest/api/token HTTP/1.1\r\nHost: {}\r\n\r\n", s.addr).as_bytes(),
         )
         .unwrap();
-        let mut buf = [0u8; 512];
-        let _ = idle.read(&mut buf).unwrap();
+        let answer = read_answer(&mut std::io::BufReader::new(&idle));
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
         let (status, stderr) = s.daemon.stop_with(signal);
         assert_eq!(status.code(), Some(0), "{signal}: {stderr}");
     }
@@ -812,25 +794,19 @@ mod library {
         };
         with_server(rx, limits, |a| {
             // Headers that never finish: the connection is closed.
-            let mut s = TcpStream::connect(a).unwrap();
-            s.set_read_timeout(Some(PATIENCE)).unwrap();
+            let mut s = connect(a);
             s.write_all(b"GET /latest/api/token HTTP/1.1\r\nHost: 127.0.0.1\r\n")
                 .unwrap();
-            let mut buf = Vec::new();
-            let _ = s.read_to_end(&mut buf);
-            let text = String::from_utf8_lossy(&buf);
+            let text = read_all(&mut s);
             assert!(
                 text.is_empty() || text.starts_with("HTTP/1.1 408"),
                 "{text}"
             );
             // A body that never arrives: 408.
-            let mut s = TcpStream::connect(a).unwrap();
-            s.set_read_timeout(Some(PATIENCE)).unwrap();
+            let mut s = connect(a);
             s.write_all(b"PUT /latest/api/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\nab")
                 .unwrap();
-            let mut buf = Vec::new();
-            let _ = s.read_to_end(&mut buf);
-            let text = String::from_utf8_lossy(&buf);
+            let text = read_all(&mut s);
             assert!(text.starts_with("HTTP/1.1 408"), "{text}");
             // A chunked body over the limit: 413.
             let mut req = b"PUT /latest/api/token HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();

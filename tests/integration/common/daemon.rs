@@ -49,34 +49,55 @@ pub fn send_signal(pid: u32, name: &str) -> bool {
     kill_process(pid, signal).is_ok()
 }
 
-/// `child`'s `wait_with_output`, killing it after [`PATIENCE`] (so a hang fails the
-/// test instead of stalling the suite).
-pub fn output_within_patience(child: Child) -> Output {
+/// `child`'s `wait_with_output`, killing it after `limit`; with whether it
+/// finished in time.
+pub fn output_within(child: Child, limit: Duration) -> (Output, bool) {
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let guard = std::thread::spawn(move || {
-        if rx.recv_timeout(PATIENCE).is_err() {
-            send_signal(pid, "KILL");
-        }
-    });
+    let guard =
+        std::thread::spawn(move || rx.recv_timeout(limit).is_err() && send_signal(pid, "KILL"));
     let out = child.wait_with_output().unwrap();
     let _ = tx.send(());
-    guard.join().unwrap();
+    let killed = guard.join().unwrap();
+    (out, !killed)
+}
+
+/// `child`'s `wait_with_output`; a child still running after [`PATIENCE`] is killed
+/// and fails the test (a hang, not a stalled suite).
+#[track_caller]
+pub fn output_within_patience(child: Child) -> Output {
+    let (out, in_time) = output_within(child, PATIENCE);
+    assert!(in_time, "killed after {PATIENCE:?}: {out:?}");
     out
 }
 
-/// Runs `cmd` with `input` on its standard input (then closed), capturing stdout
-/// and stderr.
-pub fn output_with_stdin(mut cmd: Command, input: &[u8]) -> Output {
+/// Runs `cmd` with `input` on its standard input (written from another thread,
+/// then closed), capturing stdout and stderr, killing it after `limit`; with
+/// whether it finished in time.
+pub fn output_with_stdin_within(mut cmd: Command, input: &[u8], limit: Duration) -> (Output, bool) {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
     // A process that exits without reading its input closes the pipe: not an error here.
-    let _ = child.stdin.take().unwrap().write_all(input);
-    output_within_patience(child)
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let done = output_within(child, limit);
+    let _ = writer.join();
+    done
+}
+
+/// [`output_with_stdin_within`] [`PATIENCE`]; a hang fails the test.
+#[track_caller]
+pub fn output_with_stdin(cmd: Command, input: &[u8]) -> Output {
+    let (out, in_time) = output_with_stdin_within(cmd, input, PATIENCE);
+    assert!(in_time, "killed after {PATIENCE:?}: {out:?}");
+    out
 }
 
 /// A long-running `iamra` (serve, update), stopped with SIGTERM or killed on drop.

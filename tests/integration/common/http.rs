@@ -1,7 +1,7 @@
 //! Plain HTTP/1.1 on loopback, written by hand (so a test controls every byte it
 //! sends), and the IMDSv2 calls a client makes to `iamra serve`.
 
-use std::io::{Read as _, Write as _};
+use std::io::{BufRead, Read as _, Write as _};
 use std::net::TcpStream;
 
 use super::PATIENCE;
@@ -15,6 +15,28 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Splits a raw answer into status (0 when there is no status line), headers
+    /// and body.
+    pub fn parse(text: &str) -> Reply {
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text, ""));
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|l| l.strip_prefix("HTTP/1."))
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let headers = lines
+            .filter_map(|l| l.split_once(": "))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Reply {
+            status,
+            headers,
+            body: body.to_string(),
+        }
+    }
+
     /// The first header called `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -24,30 +46,49 @@ impl Reply {
     }
 }
 
-/// Sends `raw` on a new connection and reads the whole answer.
-pub fn http_raw(addr: &str, raw: &[u8]) -> Reply {
-    let mut s = TcpStream::connect(addr).unwrap();
+/// A connection to `addr` whose reads give up after [`PATIENCE`].
+pub fn connect(addr: &str) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
     s.set_read_timeout(Some(PATIENCE)).unwrap();
-    s.write_all(raw).unwrap();
+    s
+}
+
+/// Everything the server sends until it closes the connection (or a read fails).
+pub fn read_all(s: &mut TcpStream) -> String {
     let mut data = Vec::new();
     let _ = s.read_to_end(&mut data);
-    let text = String::from_utf8_lossy(&data).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: body.to_string(),
+    String::from_utf8_lossy(&data).into_owned()
+}
+
+/// One answer from a connection that may stay open: the head, then a
+/// `Content-Length` body; what arrived when the connection closes (or a read fails)
+/// first.
+pub fn read_answer(reader: &mut impl BufRead) -> String {
+    let mut data = Vec::new();
+    let mut length = 0;
+    loop {
+        let start = data.len();
+        match reader.read_until(b'\n', &mut data) {
+            Ok(0) | Err(_) => return String::from_utf8_lossy(&data).into_owned(),
+            Ok(_) => {}
+        }
+        let line = String::from_utf8_lossy(&data[start..]).to_ascii_lowercase();
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
     }
+    let _ = reader.take(length).read_to_end(&mut data);
+    String::from_utf8_lossy(&data).into_owned()
+}
+
+/// Sends `raw` on a new connection and reads the whole answer.
+pub fn http_raw(addr: &str, raw: &[u8]) -> Reply {
+    let mut s = connect(addr);
+    s.write_all(raw).unwrap();
+    Reply::parse(&read_all(&mut s))
 }
 
 /// `METHOD path` with `headers` (a `Host` is added unless given).
