@@ -902,9 +902,7 @@ fn serve_retries_a_permanent_failure_slowly_and_keeps_serving() {
 #[test]
 fn serve_uses_the_rotated_certificate_at_the_next_refresh() {
     let ep = Endpoint::start_with(&["--max-duration", "900"]);
-    let dir = tempfile::tempdir().unwrap();
-    install_identity("rsa2048", dir.path());
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let rotation = Rotation::new();
     let mut args = vec![
         "serve".to_string(),
         "--port".into(),
@@ -914,19 +912,16 @@ fn serve_uses_the_rotated_certificate_at_the_next_refresh() {
         "--log-level".into(),
         "info".into(),
     ];
-    args.extend(credential_flags(&ep, &cert, Some(&key)));
+    args.extend(credential_flags(
+        &ep,
+        &rotation.cert(),
+        Some(&rotation.key()),
+    ));
     let d = Daemon::start(&args, &[], 1).unwrap();
-    let old = serial_of(&td("rsa2048/cert.pem"));
-    let new = serial_of(&td("ec-p256/cert.pem"));
-    assert_eq!(serials(&ep), std::slice::from_ref(&old));
-    install_identity("ec-p256", dir.path());
-    let seen = wait_for("a request signed with the new certificate", || {
-        let s = serials(&ep);
-        s.contains(&new).then_some(s)
-    });
-    let switch = seen.iter().position(|s| *s == new).unwrap();
-    assert!(seen[..switch].iter().all(|s| *s == old), "{seen:?}");
-    assert!(seen[switch..].iter().all(|s| *s == new), "{seen:?}");
+    let (old, new) = (&rotation.old, &rotation.new);
+    assert_eq!(serials(&ep), std::slice::from_ref(old));
+    let (seen, switch) = rotation.rotate(&ep);
+    assert!(seen[switch..].iter().all(|s| s == new), "{seen:?}");
     let (status, stderr) = d.stop();
     assert!(status.success());
     assert!(

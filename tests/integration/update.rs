@@ -815,34 +815,25 @@ fn update_keeps_the_last_good_credentials_through_faults_and_recovers() {
 #[test]
 fn update_uses_the_rotated_certificate_at_the_next_refresh() {
     let ep = Endpoint::start_with(&["--max-duration", "900"]);
-    let dir = tempfile::tempdir().unwrap();
-    install_identity("rsa2048", dir.path());
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let file = dir.path().join("credentials");
+    let rotation = Rotation::new();
+    let file = rotation.dir().join("credentials");
     let mut args = vec![
         "update".to_string(),
         "--refresh-before".into(),
         "897s".into(),
     ];
-    args.extend(credential_flags(&ep, &cert, Some(&key)));
+    args.extend(credential_flags(
+        &ep,
+        &rotation.cert(),
+        Some(&rotation.key()),
+    ));
     let d = Daemon::start(
         &args,
         &[("AWS_SHARED_CREDENTIALS_FILE", file.to_str().unwrap())],
         0,
     )
     .unwrap();
-    let old = serial_of(&td("rsa2048/cert.pem"));
-    let new = serial_of(&td("ec-p256/cert.pem"));
-    wait_for("the first request", || {
-        (!serials(&ep).is_empty()).then_some(())
-    });
-    install_identity("ec-p256", dir.path());
-    let seen = wait_for("a request with the new certificate", || {
-        let s = serials(&ep);
-        s.contains(&new).then_some(s)
-    });
-    let switch = seen.iter().position(|s| *s == new).unwrap();
-    assert!(seen[..switch].iter().all(|s| *s == old), "{seen:?}");
+    let (_, switch) = rotation.rotate(&ep);
     let written = wait_for(
         "the file to hold credentials from the new certificate",
         || {

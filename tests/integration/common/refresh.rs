@@ -3,9 +3,9 @@
 //! of faults, the certificate serials the endpoint saw, an identity rotated in
 //! place, and the credentials `update` wrote.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::{Endpoint, iamra, td};
+use super::{Endpoint, iamra, td, wait_for};
 
 /// The endpoint's request log, read while it may be appending (a line being
 /// written is left for the next read).
@@ -91,7 +91,7 @@ pub fn serial_of(cert: &Path) -> String {
 
 /// Copies `dir`'s certificate and key to `to` as cert.pem and key.pem, replacing
 /// them atomically (new name, then rename), certificate first.
-pub fn install_identity(dir: &str, to: &Path) {
+fn install_identity(dir: &str, to: &Path) {
     for (from, name) in [("cert.pem", "cert.pem"), ("key.pkcs8.pem", "key.pem")] {
         let tmp = to.join(format!(".{name}.new"));
         std::fs::copy(td(&format!("{dir}/{from}")), &tmp).unwrap();
@@ -118,4 +118,60 @@ pub fn profile_values(text: &str, profile: &str) -> (String, String, String, Str
         get("aws_session_token = "),
         get(iamra::output::credentials_file::EXPIRATION_COMMENT),
     )
+}
+
+/// A certificate rotation under a running daemon: the RSA test identity installed
+/// as `cert.pem` and `key.pem` in a folder of its own, later replaced in place by
+/// the EC one.
+pub struct Rotation {
+    dir: tempfile::TempDir,
+    /// The serial number of the first certificate.
+    pub old: String,
+    /// The serial number of the certificate installed by [`Rotation::rotate`].
+    pub new: String,
+}
+
+impl Rotation {
+    /// Installs the first identity.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        install_identity("rsa2048", dir.path());
+        Rotation {
+            dir,
+            old: serial_of(&td("rsa2048/cert.pem")),
+            new: serial_of(&td("ec-p256/cert.pem")),
+        }
+    }
+
+    /// The folder holding the identity (free for the test's other files).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The certificate file a daemon is given.
+    pub fn cert(&self) -> PathBuf {
+        self.dir().join("cert.pem")
+    }
+
+    /// The key file a daemon is given.
+    pub fn key(&self) -> PathBuf {
+        self.dir().join("key.pem")
+    }
+
+    /// Once `ep` has seen a request, installs the new identity and waits for a
+    /// request signed with it; checks that every request before that one used the
+    /// old certificate. Returns the serials seen and the index of the first new one.
+    pub fn rotate(&self, ep: &Endpoint) -> (Vec<String>, usize) {
+        wait_for("the first request", || {
+            (!serials(ep).is_empty()).then_some(())
+        });
+        install_identity("ec-p256", self.dir());
+        let seen = wait_for("a request signed with the new certificate", || {
+            let s = serials(ep);
+            s.contains(&self.new).then_some(s)
+        });
+        let switch = seen.iter().position(|s| *s == self.new).unwrap();
+        assert!(seen[..switch].iter().all(|s| *s == self.old), "{seen:?}");
+        (seen, switch)
+    }
 }

@@ -211,6 +211,29 @@ impl Tools<'_> {
         out
     }
 
+    /// `tpm2_encodeobject` of a key under 0x81000001 into the TSS2 key file `file`,
+    /// `emptyAuth` set unless the key has a password. tpm2-tools 5.4 writes the flag
+    /// inverted (`-p` for a key without a password, tpm2-tools#3458): the result is
+    /// checked with iamra's own parser and encoded the other way when needed, so
+    /// fixed versions work too.
+    #[track_caller]
+    fn encode(&self, public: &str, private: &str, file: &str, password: bool) {
+        let encode = |flag: bool| {
+            let mut args = vec!["-C", "0x81000001", "-u", public, "-r", private];
+            if flag {
+                args.push("-p");
+            }
+            args.extend(["-o", file]);
+            self.tpm2("tpm2_encodeobject", &args);
+        };
+        let path = self.dir.join(file);
+        encode(!password);
+        if empty_auth_of(&path) == password {
+            encode(password);
+        }
+        assert_eq!(empty_auth_of(&path), !password, "{file}: emptyAuth");
+    }
+
     #[track_caller]
     fn openssl(&self, args: &[&str]) -> Output {
         run(self.cmd("openssl").args(args))
@@ -331,25 +354,7 @@ fn build_template() -> Template {
                     args.extend(["-p", KEY_PASSWORD]);
                 }
                 t.tpm2("tpm2_create", &args);
-                // tpm2-tools 5.4 writes emptyAuth inverted: `-p` for a key without
-                // a password. Check what came out and flip if this version is fixed.
-                let encode = |flag: bool| {
-                    let mut a = vec!["-C", "0x81000001", "-u", &public, "-r", &private];
-                    if flag {
-                        a.push("-p");
-                    }
-                    a.extend(["-o", &file]);
-                    t.tpm2("tpm2_encodeobject", &a);
-                };
-                encode(!*password);
-                if empty_auth_of(&dir.join(&file)) == *password {
-                    encode(*password);
-                }
-                assert_eq!(
-                    empty_auth_of(&dir.join(&file)),
-                    !*password,
-                    "{file}: emptyAuth"
-                );
+                t.encode(&public, &private, &file, *password);
             }
         }
         let mut args = vec![
@@ -404,35 +409,7 @@ fn build_template() -> Template {
         ];
         args.extend(extra);
         t.tpm2("tpm2_create", &args);
-        t.tpm2(
-            "tpm2_encodeobject",
-            &[
-                "-C",
-                "0x81000001",
-                "-u",
-                &public,
-                "-r",
-                &private,
-                "-p",
-                "-o",
-                &file,
-            ],
-        );
-        if !empty_auth_of(&dir.join(&file)) {
-            t.tpm2(
-                "tpm2_encodeobject",
-                &[
-                    "-C",
-                    "0x81000001",
-                    "-u",
-                    &public,
-                    "-r",
-                    &private,
-                    "-o",
-                    &file,
-                ],
-            );
-        }
+        t.encode(&public, &private, &file, false);
     }
     // Persistent signing keys.
     for (handle, alg, password) in [
