@@ -1,8 +1,8 @@
 //! One test body, every key backend: `credential-process`, `update` and `serve`
 //! get credentials for the same role from the local endpoint (which verifies each
-//! signature) with a key in a file, on a SoftHSM2 token and in a swtpm TPM
-//! ([`KeyBackend`]). Only the backend changes between the tests below; under CI a
-//! missing SoftHSM2 or swtpm fails its test instead of skipping it.
+//! signature) with a key in a file, in a PKCS#12 bundle, on a SoftHSM2 token and
+//! in a swtpm TPM ([`KeyBackend`]). Only the backend changes between the tests
+//! below; under CI a missing SoftHSM2 or swtpm fails its test instead of skipping it.
 
 use crate::common::backend::KeyBackend;
 use crate::common::*;
@@ -10,6 +10,11 @@ use crate::common::*;
 #[test]
 fn every_command_gets_credentials_with_a_file_key() {
     every_command_gets_credentials(&KeyBackend::file());
+}
+
+#[test]
+fn every_command_gets_credentials_with_a_pkcs12_bundle() {
+    every_command_gets_credentials(&KeyBackend::pkcs12());
 }
 
 #[test]
@@ -48,7 +53,7 @@ fn every_command_gets_credentials(backend: &KeyBackend) {
     run.serve_answers_imdsv2();
     // The library provider (RolesAnywhereProvider) joins this body here, with the
     // backend's typed parts: certificate(), private_key(), intermediates(),
-    // pkcs11_module(), pkcs11_pin(), env().
+    // pkcs12_password(), pkcs11_module(), pkcs11_pin(), env().
 
     // Every CreateSession succeeded, signed with the backend's certificate.
     let serial = serial_of(&backend.certificate_file());
