@@ -15,11 +15,10 @@
 //! subcommands and sources that reach the same readers and parsers.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
+use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -123,9 +122,7 @@ fn looks_like_a_credential(text: &str) -> Option<&str> {
 /// throwaway `HOME` (so `update` never reaches the real `~/.aws/credentials`).
 fn command(home: &Path) -> Command {
     let mut cmd = clean_iamra_command();
-    cmd.env_remove("SOFTHSM2_CONF")
-        .env("IAMRA_NO_CACHE", "true")
-        .env("HOME", home);
+    cmd.env("IAMRA_NO_CACHE", "true").env("HOME", home);
     cmd
 }
 
@@ -145,50 +142,13 @@ fn run(case: &Case) -> Ran {
     for k in &case.unset {
         cmd.env_remove(k);
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run iamra");
-    let mut stdin = child.stdin.take().unwrap();
-    let data = case.stdin.clone();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&data);
-    });
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if start.elapsed() > CASE_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let _ = writer.join();
-    let stdout = reader.join().unwrap();
-    let stderr = String::from_utf8_lossy(&err_reader.join().unwrap()).into_owned();
+    let (out, in_time) = output_with_stdin_within(cmd, &case.stdin, CASE_TIMEOUT);
     // Written files are checked by the caller; the home folder goes now.
     drop(home);
     Ran {
-        code: status.map_or(Some(-1), |s| s.code()),
-        stdout,
-        stderr,
+        code: if in_time { out.status.code() } else { Some(-1) },
+        stdout: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 
@@ -2298,34 +2258,11 @@ fn a_world_readable_credentials_file_is_tightened_to_0600_with_one_warning() {
 /// reading its head and `Content-Length` body), or `None` when the connection
 /// closed without one.
 fn exchange(addr: &str, raw: &[u8]) -> (Option<u16>, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut s = connect(addr);
     let _ = s.write_all(raw);
-    let mut data = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
-            let len = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            if data.len() >= end + 4 + len {
-                break;
-            }
-        }
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => data.extend_from_slice(&buf[..n]),
-        }
-    }
-    let text = String::from_utf8_lossy(&data).into_owned();
-    let status = text
-        .strip_prefix("HTTP/1.")
-        .and_then(|r| r.get(2..5))
-        .and_then(|s| s.parse().ok());
-    (status, text)
+    let text = read_answer(&mut std::io::BufReader::new(s));
+    let status = Reply::parse(&text).status;
+    ((status != 0).then_some(status), text)
 }
 
 #[test]
@@ -2333,7 +2270,7 @@ fn serve_answers_malformed_requests_with_4xx_and_keeps_serving() {
     let ep = Endpoint::start();
     let token_dir = tempfile::tempdir().unwrap();
     let token_file = token_dir.path().join("ecs-token").display().to_string();
-    let served = crate::serve::serve(&ep, &["--ecs-token-file", &token_file, "--imds"], &[], 3);
+    let served = serve(&ep, &["--ecs-token-file", &token_file, "--imds"], &[], 3);
     let a = served.addr.as_str();
     let creds = "/latest/meta-data/iam/security-credentials/iamra-test-role";
     let h = "Host: 127.0.0.1\r\n";
@@ -2439,8 +2376,7 @@ fn serve_answers_malformed_requests_with_4xx_and_keeps_serving() {
         let a = a.to_string();
         std::thread::spawn(move || {
             let start = Instant::now();
-            let mut s = TcpStream::connect(&a).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let mut s = connect(&a);
             s.write_all(&raw).unwrap();
             if trickle {
                 // One header byte a second, forever (until the server gives up).
@@ -2454,9 +2390,7 @@ fn serve_answers_malformed_requests_with_4xx_and_keeps_serving() {
                     }
                 });
             }
-            let mut data = Vec::new();
-            let _ = s.read_to_end(&mut data);
-            let text = String::from_utf8_lossy(&data).into_owned();
+            let text = read_all(&mut s);
             let took = start.elapsed();
             let ok = (text.is_empty() || text.starts_with("HTTP/1.1 408"))
                 && took >= Duration::from_secs(4)
@@ -2467,8 +2401,8 @@ fn serve_answers_malformed_requests_with_4xx_and_keeps_serving() {
     .collect();
     found.extend(slow.into_iter().filter_map(|t| t.join().unwrap()));
     // Still serving, and nothing leaked or panicked.
-    let token = crate::serve::imds_token(a);
-    crate::serve::imds_credentials(a, &token);
+    let token = imds_token(a);
+    imds_credentials(a, &token);
     let (status, stderr) = served.daemon.stop();
     assert!(status.success(), "serve exited with {status:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -2491,20 +2425,18 @@ fn serve_answers_malformed_requests_with_4xx_and_keeps_serving() {
 #[test]
 fn serve_resolves_ambiguous_requests_as_rfc_9112_allows() {
     let ep = Endpoint::start();
-    let served = crate::serve::serve(&ep, &[], &[], 1);
+    let served = serve(&ep, &[], &[], 1);
     let a = served.addr.as_str();
     let token_put = "PUT /latest/api/token HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
     // Content-Length with Transfer-Encoding (request smuggling's framing): the
     // transfer coding wins and the connection is closed after the answer (6.1), so
     // a request hidden after the chunked body is never answered.
-    let mut s = TcpStream::connect(a).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut s = connect(a);
     s.write_all(
         b"PUT /latest/api/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nPUT /latest/api/token HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
     )
     .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
+    let answer = read_all(&mut s);
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
     assert!(
         answer
@@ -2553,28 +2485,16 @@ fn pkcs11_key_debug_is_redacted() {
     let Some(hsm) = crate::common::softhsm::SoftHsm::new() else {
         return;
     };
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "bad_inputs::pkcs11_key_debug_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("SOFTHSM2_CONF", hsm.conf())
-        .env(
-            "IAMRA_TEST_PKCS11_URI",
-            format!("{};object=ra-ec;type=private", hsm.token_uri()),
-        )
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_child_test(
+        "bad_inputs::pkcs11_key_debug_child",
+        [
+            ("SOFTHSM2_CONF", hsm.conf().display().to_string()),
+            (
+                "IAMRA_TEST_PKCS11_URI",
+                format!("{};object=ra-ec;type=private", hsm.token_uri()),
+            ),
+        ],
     );
-    assert!(stdout.contains("1 passed"), "{stdout}");
 }
 
 /// Run by [`pkcs11_key_debug_is_redacted`] with `SOFTHSM2_CONF` set.

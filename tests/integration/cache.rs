@@ -249,7 +249,7 @@ fn the_cache_lock_is_released_while_a_password_prompt_waits() {
         .display()
         .to_string();
     let mut args = vec![
-        env!("CARGO_BIN_EXE_iamra").to_string(),
+        iamra_path().to_string(),
         "credential-process".into(),
         "--certificate".into(),
         cert,

@@ -244,16 +244,10 @@ fn ca_bundle_from_aws_ca_bundle_and_insecure_mode_warns() {
             td("rsa2048/combined.pem").display().to_string(),
             "--intermediates".into(),
             td("chain.pem").display().to_string(),
-            "--trust-anchor-arn".into(),
-            TRUST_ANCHOR_ARN.into(),
-            "--profile-arn".into(),
-            PROFILE_ARN.into(),
-            "--role-arn".into(),
-            ROLE_ARN.into(),
             "--endpoint".into(),
             ep.url(),
         ];
-        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(ARN_FLAGS.iter().chain(extra).map(|s| s.to_string()));
         args
     };
     let ca = td("tls/ca.pem").display().to_string();
@@ -309,7 +303,6 @@ fn secrets_never_reach_stderr_even_at_trace_level() {
 
 #[test]
 fn certificate_and_key_from_environment_variables_or_stdin() {
-    use std::io::Write as _;
     let ep = Endpoint::start();
     let cert = std::fs::read_to_string(td("ec-p256/cert.pem")).unwrap();
     let key = std::fs::read_to_string(td("ec-p256/key.sec1.pem")).unwrap();
@@ -345,26 +338,8 @@ fn certificate_and_key_from_environment_variables_or_stdin() {
         td("chain.pem").display().to_string(),
     ]);
     args.extend(ep.flags());
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_iamra"))
-        .args(&args)
-        .env("IAMRA_NO_CACHE", "true")
-        .env_remove("HTTPS_PROXY")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(
-            std::fs::read(td("rsa2048/combined.pem"))
-                .unwrap()
-                .as_slice(),
-        )
-        .unwrap();
-    assert_credentials(&child.wait_with_output().unwrap());
+    let pem = std::fs::read(td("rsa2048/combined.pem")).unwrap();
+    assert_credentials(&output_with_stdin(iamra_command(&args, &[]), &pem));
 }
 
 #[test]
@@ -438,7 +413,6 @@ fn every_mldsa_size_and_private_key_form_gets_credentials() {
 
 #[test]
 fn update_and_serve_refresh_with_an_mldsa87_identity() {
-    use crate::serve::{Daemon, imds_credentials, imds_token};
     let ep = Endpoint::start();
     let identity = [
         "--certificate".to_string(),
@@ -469,20 +443,9 @@ fn update_and_serve_refresh_with_an_mldsa87_identity() {
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("aws_access_key_id = ASIA"), "{text}");
     // serve answers IMDSv2 with credentials from an ML-DSA-signed CreateSession.
-    let args = [
-        vec!["serve".to_string(), "--port".into(), "0".into()],
-        identity.to_vec(),
-        ep.flags(),
-    ]
-    .concat();
-    let daemon = Daemon::start(&args, &[], 1).unwrap_or_else(|e| panic!("serve failed: {e}"));
-    let addr = daemon.lines[0]
-        .strip_prefix("export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://")
-        .unwrap()
-        .trim_end_matches('/')
-        .to_string();
-    let token = imds_token(&addr);
-    let creds = imds_credentials(&addr, &token);
+    let served = Served::start(&[identity.to_vec(), ep.flags()].concat(), &[], 1);
+    let token = imds_token(&served.addr);
+    let creds = imds_credentials(&served.addr, &token);
     assert!(
         creds["AccessKeyId"].as_str().unwrap().starts_with("ASIA"),
         "{creds}"
@@ -490,7 +453,7 @@ fn update_and_serve_refresh_with_an_mldsa87_identity() {
     let requests = ep.requests();
     assert!(requests.len() >= 2, "{requests:?}");
     assert!(requests.iter().all(|r| r["status"] == 201), "{requests:?}");
-    daemon.stop();
+    served.daemon.stop();
 }
 
 #[test]

@@ -10,16 +10,11 @@ use std::process::{Command, Output, Stdio};
 
 use crate::common::softhsm::{MODULE, PIN, SoftHsm};
 use crate::common::*;
-use crate::serve::{PATIENCE, boto3_python, http, iamra_command, log_entries};
 
 /// `exec` with the RSA file identity against `ep`, `extra` flags, then `-- command`.
 fn exec_args(ep: &Endpoint, extra: &[&str], command: &[&str]) -> Vec<String> {
     let mut args = vec!["exec".to_string()];
-    args.extend(crate::serve::credential_flags(
-        ep,
-        &td("rsa2048/combined.pem"),
-        None,
-    ));
+    args.extend(credential_flags(ep, &td("rsa2048/combined.pem"), None));
     args.extend(extra.iter().map(|s| s.to_string()));
     args.push("--".into());
     args.extend(command.iter().map(|s| s.to_string()));
@@ -40,22 +35,7 @@ fn run(args: &[String], home: &Path, env: &[(&str, &str)]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_output(child)
-}
-
-/// `wait_with_output`, killing the process after [`PATIENCE`].
-fn wait_output(child: std::process::Child) -> Output {
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let guard = std::thread::spawn(move || {
-        if rx.recv_timeout(PATIENCE).is_err() {
-            crate::common::send_signal(pid, "KILL");
-        }
-    });
-    let out = child.wait_with_output().unwrap();
-    let _ = tx.send(());
-    guard.join().unwrap();
-    out
+    output_within_patience(child)
 }
 
 fn stderr(out: &Output) -> String {
@@ -304,7 +284,7 @@ fn signals_sent_to_iamra_reach_the_command() {
         let pid: u32 = line.trim().strip_prefix("ready ").unwrap().parse().unwrap();
         // The endpoint is up while the command runs...
         let port = listening_port_of(child.id());
-        assert!(crate::common::send_signal(child.id(), signal));
+        assert!(send_signal(child.id(), signal));
         let mut rest = String::new();
         stdout.read_to_string(&mut rest).unwrap();
         let status = child.wait().unwrap();
@@ -318,7 +298,7 @@ fn signals_sent_to_iamra_reach_the_command() {
 
 /// The loopback port `pid` listens on (from /proc/net/tcp and its sockets).
 fn listening_port_of(pid: u32) -> u16 {
-    crate::serve::wait_for("the endpoint to listen", || {
+    wait_for("the endpoint to listen", || {
         let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
             .ok()?
             .flatten()
@@ -357,7 +337,7 @@ fn stdin_and_stdout_pass_through_byte_for_byte() {
     let writer = std::thread::spawn(move || {
         stdin.write_all(&input).unwrap();
     });
-    let out = wait_output(child);
+    let out = output_within_patience(child);
     writer.join().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(out.stdout.len(), data.len());
@@ -467,7 +447,7 @@ fn the_token_is_only_in_the_commands_environment_and_guards_the_endpoint() {
     assert_eq!(issued(&ep), [doc["AccessKeyId"].as_str().unwrap()]);
     let secret = doc["SecretAccessKey"].as_str().unwrap().to_string();
     child.stdin.take().unwrap().write_all(b"done\n").unwrap();
-    let out = wait_output(child);
+    let out = output_within_patience(child);
     assert_eq!(out.status.code(), Some(0));
     let log = stderr(&out);
     assert!(
@@ -906,19 +886,17 @@ fn descriptors_the_caller_gives_iamra_reach_the_command() {
     let file = home.path().join("input");
     std::fs::write(&file, b"through fd 3\n").unwrap();
     // sh opens the file on descriptor 3 for iamra, as in `iamra exec -- job 3<file`.
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(r#"exec "$0" "$@" 3<"$INPUT""#)
-        .arg(env!("CARGO_BIN_EXE_iamra"))
-        .args(exec_args(&ep, &[], &["sh", "-c", "cat <&3"]))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("IAMRA_NO_CACHE", "true")
-        .env("INPUT", &file)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let sh = clean_iamra_command_via("sh", &["-c", r#"exec "$0" "$@" 3<"$INPUT""#]);
+    let out = with_iamra_args(
+        sh,
+        &exec_args(&ep, &[], &["sh", "-c", "cat <&3"]),
+        &[
+            ("HOME", home.path().to_str().unwrap()),
+            ("INPUT", file.to_str().unwrap()),
+        ],
+    )
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(out.stdout, b"through fd 3\n");
 }

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::softhsm::{MODULE, PIN, SoftHsm};
 use crate::common::*;
-use crate::serve::{Daemon, credential_flags, wait_for};
 
 /// At least three refresh periods of `--refresh-before 897s` with 900 s sessions
 /// (about 3 s each), and longer than the 1 + 2 + 4 s a transient retry would wait.

@@ -9,6 +9,7 @@
     reason = "a test binary exports nothing; helpers are shared by module"
 )]
 
+mod backends;
 mod bad_inputs;
 mod cache;
 mod cache_key;

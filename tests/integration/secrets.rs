@@ -122,7 +122,6 @@ fn a_running_iamra_cannot_dump_core_or_be_read_by_its_user() {
     use std::io::Write as _;
     use std::os::unix::fs::MetadataExt as _;
     let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
-    let iamra = env!("CARGO_BIN_EXE_iamra");
     // Reading the certificate from stdin keeps it waiting there, after start-up.
     let mut args = vec![
         "credential-process",
@@ -133,11 +132,12 @@ fn a_running_iamra_cannot_dump_core_or_be_read_by_its_user() {
     ];
     args.extend(ARN_FLAGS);
     let mut cmd = if root {
-        let mut c = std::process::Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", iamra]);
-        c
+        clean_iamra_command_via(
+            "setpriv",
+            &["--reuid=65534", "--regid=65534", "--clear-groups"],
+        )
     } else {
-        std::process::Command::new(iamra)
+        clean_iamra_command()
     };
     let mut child = cmd
         .args(args)
@@ -150,10 +150,10 @@ fn a_running_iamra_cannot_dump_core_or_be_read_by_its_user() {
     // Wait until setpriv has become iamra and iamra has hardened itself: the soft
     // and the hard core limit at 0 and the process non-dumpable (the soft one alone may be 0 already when the shell
     // that runs the tests has `ulimit -c 0`, before iamra has run a line).
-    let mut limits = String::new();
-    for _ in 0..400 {
+    let read_limits = || std::fs::read_to_string(format!("{proc_dir}/limits")).unwrap_or_default();
+    let limits = poll_until(std::time::Duration::from_secs(10), || {
         let exe = std::fs::read_link(format!("{proc_dir}/exe")).ok();
-        limits = std::fs::read_to_string(format!("{proc_dir}/limits")).unwrap_or_default();
+        let limits = read_limits();
         let ready = exe.is_some_and(|e| e.ends_with("iamra"))
             && limits.lines().any(|l| {
                 l.starts_with("Max core file size")
@@ -161,11 +161,9 @@ fn a_running_iamra_cannot_dump_core_or_be_read_by_its_user() {
             })
             // Non-dumpable (set right after the limit): /proc/PID/status owned by root.
             && std::fs::metadata(format!("{proc_dir}/status")).is_ok_and(|m| m.uid() == 0);
-        if ready {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
+        ready.then_some(limits)
+    })
+    .unwrap_or_else(read_limits);
     let core = limits
         .lines()
         .find(|l| l.starts_with("Max core file size"))

@@ -1,427 +1,14 @@
 //! `iamra serve`: the IMDSv2 and ECS routes over real HTTP, errors, limits, faults
 //! during refresh, certificate rotation, shutdown, secret hygiene, and boto3 as a
-//! real client. Also the helpers `update.rs` shares (daemons, HTTP, boto3 venv).
+//! real client.
 
-use std::io::{BufRead as _, Read as _, Write as _};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::io::Write as _;
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::*;
-
-/// Generous limit for something that happens within seconds (a hang guard, not a
-/// timing assertion).
-pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
-
-/// Polls `f` every 50 ms until it returns `Some`.
-#[track_caller]
-pub(crate) fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < PATIENCE, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The `iamra` command with a clean environment (as `common::iamra` does).
-pub(crate) fn iamra_command(args: &[String], env: &[(&str, &str)]) -> Command {
-    let mut cmd = clean_iamra_command();
-    cmd.args(args).stdin(Stdio::null());
-    cmd.env("IAMRA_NO_CACHE", "true");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd
-}
-
-/// A long-running `iamra` (serve or update), stopped with SIGTERM or killed on drop.
-pub(crate) struct Daemon {
-    child: Child,
-    /// The first stdout lines (serve prints its endpoints).
-    pub lines: Vec<String>,
-    stderr: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    /// Starts `iamra ARGS` and reads `lines` stdout lines; `Err(stderr)` when it
-    /// exits before printing them.
-    pub(crate) fn start(
-        args: &[String],
-        env: &[(&str, &str)],
-        lines: usize,
-    ) -> Result<Daemon, String> {
-        let dir = tempfile::tempdir().unwrap();
-        let stderr = dir.path().join("stderr");
-        let mut child = iamra_command(args, env)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr).unwrap())
-            .spawn()
-            .expect("start iamra");
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut read = Vec::new();
-        for _ in 0..lines {
-            let mut line = String::new();
-            if out.read_line(&mut line).unwrap_or(0) == 0 {
-                let _ = child.wait();
-                return Err(std::fs::read_to_string(&stderr).unwrap_or_default());
-            }
-            read.push(line.trim_end().to_string());
-        }
-        Ok(Daemon {
-            child,
-            lines: read,
-            stderr,
-            _dir: dir,
-        })
-    }
-
-    /// The process id.
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Everything written to stderr so far.
-    pub(crate) fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// Sends `signal` (TERM, INT) and waits for the exit.
-    pub(crate) fn stop_with(mut self, signal: &str) -> (ExitStatus, String) {
-        let ok = crate::common::send_signal(self.child.id(), signal);
-        assert!(ok, "kill -{signal}");
-        let status = self.child.wait().unwrap();
-        let stderr = self.stderr();
-        (status, stderr)
-    }
-
-    /// Waits up to `limit` for the process to exit by itself.
-    pub(crate) fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if start.elapsed() >= limit {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGTERM, then the exit status and stderr.
-    pub(crate) fn stop(self) -> (ExitStatus, String) {
-        self.stop_with("TERM")
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One HTTP answer.
-#[derive(Debug)]
-pub(crate) struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl Reply {
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Sends `raw` on a new connection and reads the whole answer.
-pub(crate) fn http_raw(addr: &str, raw: &[u8]) -> Reply {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(PATIENCE)).unwrap();
-    s.write_all(raw).unwrap();
-    let mut data = Vec::new();
-    let _ = s.read_to_end(&mut data);
-    let text = String::from_utf8_lossy(&data).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers = lines
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: body.to_string(),
-    }
-}
-
-/// `METHOD path` with `headers` (a `Host` is added unless given).
-pub(crate) fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut req = format!("{method} {path} HTTP/1.1\r\n");
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        req.push_str(&format!("Host: {addr}\r\n"));
-    }
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("Connection: close\r\n\r\n");
-    http_raw(addr, req.as_bytes())
-}
-
-/// Credential flags for the endpoint and a certificate of the test PKI.
-pub(crate) fn credential_flags(ep: &Endpoint, cert: &Path, key: Option<&Path>) -> Vec<String> {
-    let mut f = vec![
-        "--certificate".to_string(),
-        cert.display().to_string(),
-        "--intermediates".into(),
-        td("chain.pem").display().to_string(),
-        "--session-duration".into(),
-        "900".into(),
-    ];
-    if let Some(k) = key {
-        f.extend(["--private-key".into(), k.display().to_string()]);
-    }
-    f.extend(ep.flags());
-    f
-}
-
-/// A running `serve` with its IMDS address.
-pub(crate) struct Served {
-    pub daemon: Daemon,
-    /// `127.0.0.1:PORT`.
-    pub addr: String,
-}
-
-/// Starts `serve --port 0` against `ep` with the RSA test identity plus `extra`.
-pub(crate) fn serve(ep: &Endpoint, extra: &[&str], env: &[(&str, &str)], lines: usize) -> Served {
-    let mut args = vec!["serve".to_string(), "--port".into(), "0".into()];
-    args.extend(credential_flags(ep, &td("rsa2048/combined.pem"), None));
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let daemon = Daemon::start(&args, env, lines).unwrap_or_else(|e| panic!("serve failed: {e}"));
-    let url = daemon.lines[0]
-        .strip_prefix("export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://")
-        .unwrap_or_else(|| panic!("unexpected first line {:?}", daemon.lines[0]))
-        .trim_end_matches('/')
-        .to_string();
-    Served { daemon, addr: url }
-}
-
-/// A fresh IMDS token.
-pub(crate) fn imds_token(addr: &str) -> String {
-    let r = http(
-        addr,
-        "PUT",
-        "/latest/api/token",
-        &[("X-aws-ec2-metadata-token-ttl-seconds", "600")],
-    );
-    assert_eq!(r.status, 200, "{r:?}");
-    r.body
-}
-
-/// The IMDS credentials document.
-pub(crate) fn imds_credentials(addr: &str, token: &str) -> serde_json::Value {
-    let r = http(
-        addr,
-        "GET",
-        "/latest/meta-data/iam/security-credentials/iamra-test-role",
-        &[("X-aws-ec2-metadata-token", token)],
-    );
-    assert_eq!(r.status, 200, "{r:?}");
-    serde_json::from_str(&r.body).unwrap()
-}
-
-/// The endpoint's request log, read while it may be appending (a line being
-/// written is left for the next read).
-pub(crate) fn log_entries(ep: &Endpoint) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(&ep.log)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-/// An endpoint for the refresh-fault tests: request 1 (the start) succeeds; the
-/// first refresh meets `error` (a 5xx), 429 and a dropped connection (a client's
-/// three attempts), the second a slow answer (past a 1 s `--timeout`); then it is
-/// healthy again.
-pub(crate) fn faulty_endpoint(error: &str) -> Endpoint {
-    Endpoint::start_with(&[
-        "--max-duration",
-        "900",
-        "--fault",
-        "ok",
-        "--fault",
-        error,
-        "--fault",
-        "429",
-        "--fault",
-        "drop",
-        "--fault",
-        "delay:4000",
-    ])
-}
-
-/// Asserts that the endpoint of [`faulty_endpoint`] met its plan: requests 1 to 4 as
-/// planned, the slow one (5) logged only if the endpoint finished it before the
-/// client hung up, and 6 a success.
-pub(crate) fn assert_fault_plan_met(ep: &Endpoint, error: &str) {
-    let log = log_entries(ep);
-    let fault = |n: u64| {
-        log.iter()
-            .find(|v| v["n"] == n)
-            .map(|v| v["fault"].as_str().unwrap_or("none").to_string())
-    };
-    let first_four: Vec<Option<String>> = (1..=4).map(fault).collect();
-    assert_eq!(
-        first_four,
-        [
-            Some("none".into()),
-            Some(error.into()),
-            Some("429".into()),
-            Some("drop".into())
-        ]
-    );
-    assert!(fault(5).is_none_or(|f| f == "delay:4000"));
-    let sixth = log.iter().find(|v| v["n"] == 6).expect("request 6");
-    assert_eq!(
-        (sixth["status"].as_u64(), sixth["fault"].is_null()),
-        (Some(201), true)
-    );
-}
-
-/// The serials of the certificates the endpoint saw, in request order.
-pub(crate) fn serials(ep: &Endpoint) -> Vec<String> {
-    let mut r = log_entries(ep);
-    r.sort_by_key(|v| v["n"].as_u64());
-    r.iter()
-        .map(|v| v["serial"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
-/// The decimal serial of a certificate file.
-pub(crate) fn serial_of(cert: &Path) -> String {
-    let out = iamra(
-        &[
-            "read-certificate-data",
-            "--certificate",
-            &cert.display().to_string(),
-        ],
-        &[],
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["serialNumber"].to_string().trim_matches('"').to_string()
-}
-
-// ---------------------------------------------------------------------------------
-// boto3
-
-static VENV: std::sync::Mutex<Option<Result<PathBuf, String>>> = std::sync::Mutex::new(None);
-
-/// The Python of a virtual environment with boto3 and the AWS CLI (v1) from PyPI,
-/// made once per build folder (both in one pip run, so that no test's pip run
-/// changes botocore under another test). `None` (after saying why) when pip cannot
-/// install them outside CI; under CI that is a failure.
-pub(crate) fn boto3_python() -> Option<PathBuf> {
-    let mut guard = VENV.lock().unwrap_or_else(|p| p.into_inner());
-    let result = guard.get_or_insert_with(|| {
-        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("boto3-venv");
-        let python = venv.join("bin/python");
-        let ready = venv.join(".boto3-awscli-ready");
-        if ready.exists() {
-            return Ok(python);
-        }
-        let run = |cmd: &mut Command| -> Result<(), String> {
-            let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{cmd:?} failed: {}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                ))
-            }
-        };
-        let _ = std::fs::remove_dir_all(&venv);
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-        run(Command::new(&python).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "boto3",
-            "awscli",
-        ]))?;
-        run(Command::new(&python).args(["-c", "import boto3"]))?;
-        std::fs::write(&ready, "").map_err(|e| e.to_string())?;
-        Ok(python)
-    });
-    match result {
-        Ok(p) => Some(p.clone()),
-        Err(e) if crate::common::under_ci() => {
-            panic!("under CI, and boto3 could not be installed from PyPI: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping a boto3 test: boto3 could not be installed from PyPI: {e}");
-            None
-        }
-    }
-}
-
-const BOTO3_SCRIPT: &str = r#"
-import json, boto3
-c = boto3.session.Session().get_credentials()
-if c is None:
-    raise SystemExit("botocore found no credentials")
-f = c.get_frozen_credentials()
-print(json.dumps({"method": c.method, "access_key": f.access_key,
-                  "secret_key": f.secret_key, "token": f.token}))
-"#;
-
-/// Runs botocore's credential chain in a clean environment plus `env`; returns what
-/// it found.
-pub(crate) fn boto3_credentials(
-    python: &Path,
-    home: &Path,
-    env: &[(&str, &str)],
-) -> serde_json::Value {
-    let mut cmd = Command::new(python);
-    cmd.args(["-c", BOTO3_SCRIPT])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("AWS_CONFIG_FILE", home.join("no-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("no-credentials"))
-        .env("BOTO_CONFIG", home.join("no-boto-config"))
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("IAMRA_NO_CACHE", "true");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "botocore failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 // ---------------------------------------------------------------------------------
 // Routes and errors
@@ -951,14 +538,11 @@ fn serve_answers_many_clients_at_once_on_the_threads_asked_for() {
         names
     };
     // The serving threads start right after the endpoint lines are printed.
-    let mut names = task_names();
-    for _ in 0..200 {
-        if names.len() >= 3 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-        names = task_names();
-    }
+    let names = poll_until(Duration::from_secs(5), || {
+        let names = task_names();
+        (names.len() >= 3).then_some(names)
+    })
+    .unwrap_or_else(task_names);
     assert_eq!(names, ["iamra-serve-0", "iamra-serve-1", "iamra-serve-2"]);
     // Twelve clients at once, each on its own keep-alive connection: a token PUT and
     // then GETs, all answered, all with the same credentials.
@@ -966,27 +550,13 @@ fn serve_answers_many_clients_at_once_on_the_threads_asked_for() {
         .map(|_| {
             let addr = s.addr.clone();
             std::thread::spawn(move || {
-                let mut conn = TcpStream::connect(&addr).unwrap();
+                let mut conn = connect(&addr);
                 let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
                 let mut exchange = |req: String| -> String {
                     conn.write_all(req.as_bytes()).unwrap();
-                    let mut length = 0;
-                    let mut status = String::new();
-                    reader.read_line(&mut status).unwrap();
-                    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
-                    loop {
-                        let mut line = String::new();
-                        reader.read_line(&mut line).unwrap();
-                        if line == "\r\n" {
-                            break;
-                        }
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap();
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    reader.read_exact(&mut body).unwrap();
-                    String::from_utf8(body).unwrap()
+                    let answer = Reply::parse(&read_answer(&mut reader));
+                    assert_eq!(answer.status, 200, "{answer:?}");
+                    answer.body
                 };
                 let token = exchange(format!(
                     "PUT /latest/api/token HTTP/1.1\r\nHost: {addr}\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\n\r\n"
@@ -1056,13 +626,13 @@ fn serve_stops_cleanly_on_sigterm_and_sigint() {
     for signal in ["TERM", "INT"] {
         let s = serve(&ep, &[], &[], 1);
         // An idle keep-alive connection does not hold the shutdown up.
-        let mut idle = TcpStream::connect(&s.addr).unwrap();
+        let mut idle = connect(&s.addr);
         idle.write_all(
             format!("PUT /latest/api/token HTTP/1.1\r\nHost: {}\r\n\r\n", s.addr).as_bytes(),
         )
         .unwrap();
-        let mut buf = [0u8; 512];
-        let _ = idle.read(&mut buf).unwrap();
+        let answer = read_answer(&mut std::io::BufReader::new(&idle));
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
         let (status, stderr) = s.daemon.stop_with(signal);
         assert_eq!(status.code(), Some(0), "{signal}: {stderr}");
     }
@@ -1224,25 +794,19 @@ mod library {
         };
         with_server(rx, limits, |a| {
             // Headers that never finish: the connection is closed.
-            let mut s = TcpStream::connect(a).unwrap();
-            s.set_read_timeout(Some(PATIENCE)).unwrap();
+            let mut s = connect(a);
             s.write_all(b"GET /latest/api/token HTTP/1.1\r\nHost: 127.0.0.1\r\n")
                 .unwrap();
-            let mut buf = Vec::new();
-            let _ = s.read_to_end(&mut buf);
-            let text = String::from_utf8_lossy(&buf);
+            let text = read_all(&mut s);
             assert!(
                 text.is_empty() || text.starts_with("HTTP/1.1 408"),
                 "{text}"
             );
             // A body that never arrives: 408.
-            let mut s = TcpStream::connect(a).unwrap();
-            s.set_read_timeout(Some(PATIENCE)).unwrap();
+            let mut s = connect(a);
             s.write_all(b"PUT /latest/api/token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\nab")
                 .unwrap();
-            let mut buf = Vec::new();
-            let _ = s.read_to_end(&mut buf);
-            let text = String::from_utf8_lossy(&buf);
+            let text = read_all(&mut s);
             assert!(text.starts_with("HTTP/1.1 408"), "{text}");
             // A chunked body over the limit: 413.
             let mut req = b"PUT /latest/api/token HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
@@ -1335,22 +899,10 @@ fn serve_retries_a_permanent_failure_slowly_and_keeps_serving() {
     assert_eq!(log_entries(&ep).len(), 2);
 }
 
-/// Copies `dir`'s certificate and key to `to` as cert.pem and key.pem, replacing
-/// them atomically (new name, then rename), certificate first.
-pub(crate) fn install_identity(dir: &str, to: &Path) {
-    for (from, name) in [("cert.pem", "cert.pem"), ("key.pkcs8.pem", "key.pem")] {
-        let tmp = to.join(format!(".{name}.new"));
-        std::fs::copy(td(&format!("{dir}/{from}")), &tmp).unwrap();
-        std::fs::rename(&tmp, to.join(name)).unwrap();
-    }
-}
-
 #[test]
 fn serve_uses_the_rotated_certificate_at_the_next_refresh() {
     let ep = Endpoint::start_with(&["--max-duration", "900"]);
-    let dir = tempfile::tempdir().unwrap();
-    install_identity("rsa2048", dir.path());
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let rotation = Rotation::new();
     let mut args = vec![
         "serve".to_string(),
         "--port".into(),
@@ -1360,19 +912,16 @@ fn serve_uses_the_rotated_certificate_at_the_next_refresh() {
         "--log-level".into(),
         "info".into(),
     ];
-    args.extend(credential_flags(&ep, &cert, Some(&key)));
+    args.extend(credential_flags(
+        &ep,
+        &rotation.cert(),
+        Some(&rotation.key()),
+    ));
     let d = Daemon::start(&args, &[], 1).unwrap();
-    let old = serial_of(&td("rsa2048/cert.pem"));
-    let new = serial_of(&td("ec-p256/cert.pem"));
-    assert_eq!(serials(&ep), std::slice::from_ref(&old));
-    install_identity("ec-p256", dir.path());
-    let seen = wait_for("a request signed with the new certificate", || {
-        let s = serials(&ep);
-        s.contains(&new).then_some(s)
-    });
-    let switch = seen.iter().position(|s| *s == new).unwrap();
-    assert!(seen[..switch].iter().all(|s| *s == old), "{seen:?}");
-    assert!(seen[switch..].iter().all(|s| *s == new), "{seen:?}");
+    let (old, new) = (&rotation.old, &rotation.new);
+    assert_eq!(serials(&ep), std::slice::from_ref(old));
+    let (seen, switch) = rotation.rotate(&ep);
+    assert!(seen[switch..].iter().all(|s| s == new), "{seen:?}");
     let (status, stderr) = d.stop();
     assert!(status.success());
     assert!(
@@ -1513,51 +1062,28 @@ os.execve(sys.argv[1], sys.argv[1:], env)
 fn serve_takes_its_socket_from_systemd() {
     let ep = Endpoint::start_with(&["--max-duration", "900"]);
     let mut args = vec![
-        "-c".to_string(),
-        ACTIVATE.into(),
-        env!("CARGO_BIN_EXE_iamra").into(),
-        "serve".into(),
+        "serve".to_string(),
         "--port".into(),
         "1".into(), // ignored: the passed socket is used
     ];
     args.extend(credential_flags(&ep, &td("rsa2048/combined.pem"), None));
-    let mut child = Command::new("python3")
-        .args(&args)
-        .env("IAMRA_NO_CACHE", "true")
-        .env_remove("IAMRA_LOG")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://")
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .trim_end_matches('/')
-        .to_string();
+    let python = clean_iamra_command_via("python3", &["-c", ACTIVATE]);
+    let d = Daemon::start_command(with_iamra_args(python, &args, &[]), 1)
+        .unwrap_or_else(|e| panic!("serve failed: {e}"));
+    let addr = d.imds_addr();
     assert!(!addr.ends_with(":1"), "{addr}");
     let token = imds_token(&addr);
     imds_credentials(&addr, &token);
     // The adopted descriptor is close-on-exec (O_CLOEXEC, octal 02000000).
-    let fdinfo = std::fs::read_to_string(format!("/proc/{}/fdinfo/3", child.id())).unwrap();
+    let fdinfo = std::fs::read_to_string(format!("/proc/{}/fdinfo/3", d.pid())).unwrap();
     let flags = fdinfo
         .lines()
         .find_map(|l| l.strip_prefix("flags:"))
         .map(|f| u32::from_str_radix(f.trim(), 8).unwrap())
         .unwrap();
     assert_ne!(flags & 0o2000000, 0, "fd 3 is not close-on-exec: {fdinfo}");
-    assert!(crate::common::send_signal(child.id(), "TERM"));
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (status, stderr) = d.stop();
+    assert!(status.success(), "{stderr}");
 }
 
 /// `LISTEN_FDS=1` naming this process but no socket passed: descriptor 3 is
@@ -1574,29 +1100,20 @@ import os, sys
 env = dict(os.environ, LISTEN_PID=str(os.getpid()), LISTEN_FDS="1")
 os.execve(sys.argv[1], sys.argv[1:], env)
 "#;
-    let mut args = vec![
-        "-c".to_string(),
-        stray.into(),
-        env!("CARGO_BIN_EXE_iamra").into(),
-        "serve".into(),
-        "--port".into(),
-        "0".into(),
-    ];
+    let mut args = vec!["serve".to_string(), "--port".into(), "0".into()];
     let key = tpm.file("prov-ec.tss2.pem");
     args.extend(credential_flags(
         &ep,
         Path::new(&tpm.file("prov-ec.crt")),
         Some(Path::new(&key)),
     ));
-    let out = Command::new("python3")
-        .args(&args)
-        .env("IAMRA_NO_CACHE", "true")
-        .env("TPM2TOOLS_TCTI", tpm.tcti())
-        .env_remove("IAMRA_LOG")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = with_iamra_args(
+        clean_iamra_command_via("python3", &["-c", stray]),
+        &args,
+        &[("TPM2TOOLS_TCTI", &tpm.tcti())],
+    )
+    .output()
+    .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "iamra: error: LISTEN_FDS=1 but file descriptor 3 is not a socket\n"

@@ -4,7 +4,7 @@
 #![cfg(feature = "tpm")]
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use base64::Engine as _;
 
@@ -49,40 +49,22 @@ fn cp(ep: &Endpoint, cert: &str, key: &str, extra: &[&str]) -> Vec<String> {
 
 /// Runs iamra against this test's TPM, with `env` on top.
 fn run(tpm: &Swtpm, args: &[String], env: &[(&str, &str)]) -> Output {
-    let tcti = tpm.tcti();
-    let mut all = vec![("TPM2TOOLS_TCTI", tcti.as_str())];
-    all.extend_from_slice(env);
-    iamra(args, &all)
+    run_from(clean_iamra_command(), tpm, args, env)
 }
 
 /// Runs iamra in a new session without a controlling terminal (`setsid`), so a
 /// password prompt could not even be attempted on a developer's terminal.
 fn run_without_terminal(tpm: &Swtpm, args: &[String], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new("setsid");
-    cmd.arg("-w")
-        .arg(env!("CARGO_BIN_EXE_iamra"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null());
-    for var in [
-        "IAMRA_TPM_KEY_PASSWORD",
-        "TPM2TOOLS_TCTI",
-        "TCTI",
-        "TPM_DEVICE",
-        "TSS2_LOG",
-        "IAMRA_LOG",
-        "RUST_LOG",
-        "HTTPS_PROXY",
-        "https_proxy",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("IAMRA_NO_CACHE", "true")
-        .env("TPM2TOOLS_TCTI", tpm.tcti());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run setsid iamra")
+    run_from(clean_iamra_command_via("setsid", &["-w"]), tpm, args, env)
+}
+
+/// Runs `cmd` (a clean iamra command) against this test's TPM, with `env` on top.
+fn run_from(cmd: Command, tpm: &Swtpm, args: &[String], env: &[(&str, &str)]) -> Output {
+    let tcti = tpm.tcti();
+    let env = [&[("TPM2TOOLS_TCTI", tcti.as_str())], env].concat();
+    with_iamra_args(cmd, args, &env)
+        .output()
+        .expect("run iamra")
 }
 
 /// No transient object or session is left in the TPM.
@@ -193,23 +175,14 @@ fn tpm_password_from_file_from_stdin_and_from_the_flag_with_a_warning() {
     );
     assert!(!stderr.contains(KEY_PASSWORD));
     // From standard input.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iamra"))
-        .args(cp(&ep, &cert, &key, &["--tpm-key-password-file", "-"]))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("IAMRA_TPM_KEY_PASSWORD")
-        .env("IAMRA_NO_CACHE", "true")
-        .env("TPM2TOOLS_TCTI", tpm.tcti())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write as _;
-        let mut stdin = child.stdin.take().unwrap();
-        writeln!(stdin, "{KEY_PASSWORD}").unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
+    let tcti = tpm.tcti();
+    let out = output_with_stdin(
+        iamra_command(
+            &cp(&ep, &cert, &key, &["--tpm-key-password-file", "-"]),
+            &[("TPM2TOOLS_TCTI", &tcti)],
+        ),
+        format!("{KEY_PASSWORD}\n").as_bytes(),
+    );
     assert_credentials(&out);
     assert!(
         out.stderr.is_empty(),
@@ -656,20 +629,10 @@ fn a_missing_tpm_helper_gives_one_clear_line_and_other_keys_still_work() {
     // A copy of iamra with no iamra-tpm beside it (and none installed).
     let dir = tempfile::tempdir().unwrap();
     let lone = dir.path().join("iamra");
-    std::fs::copy(env!("CARGO_BIN_EXE_iamra"), &lone).unwrap();
+    std::fs::copy(iamra_path(), &lone).unwrap();
     let installed = Path::new(iamra::key::tpm::helper::HELPER_DIR).join("iamra-tpm");
     assert!(!installed.exists(), "{} is installed", installed.display());
-    let run_lone = |args: &[String]| {
-        Command::new(&lone)
-            .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("TPM2TOOLS_TCTI", tpm.tcti())
-            .env("IAMRA_NO_CACHE", "true")
-            .env_remove("IAMRA_TPM_KEY_PASSWORD")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
+    let run_lone = |args: &[String]| run_from(clean_iamra_command_for(&lone), &tpm, args, &[]);
     let key = tpm.file("prov-ec.tss2.pem");
     let out = run_lone(&cp(&ep, &tpm.file("prov-ec.crt"), &key, &[]));
     assert_fails_with(

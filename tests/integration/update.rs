@@ -14,10 +14,6 @@ use rand::{Rng as _, SeedableRng as _};
 use secrecy::SecretString;
 
 use crate::common::*;
-use crate::serve::{
-    Daemon, assert_fault_plan_met, boto3_credentials, boto3_python, credential_flags,
-    faulty_endpoint, install_identity, log_entries, serial_of, serials, wait_for,
-};
 
 fn creds(ak: &str, sk: &str, token: &str) -> TemporaryCredentials {
     TemporaryCredentials::new(
@@ -611,7 +607,7 @@ fn update_processes_for_different_profiles_never_lose_each_others_writes() {
                     format!("p{p}"),
                 ];
                 args.extend(credential_flags(&ep, &td("ec-p256/combined.pem"), None));
-                crate::serve::iamra_command(
+                iamra_command(
                     &args,
                     &[("AWS_SHARED_CREDENTIALS_FILE", file.to_str().unwrap())],
                 )
@@ -657,27 +653,6 @@ fn update_args(ep: &Endpoint, extra: &[&str]) -> Vec<String> {
     args
 }
 
-/// The values of `profile` in a file we wrote: (access key, secret, token, expiry).
-fn values(text: &str, profile: &str) -> (String, String, String, String) {
-    let section = text
-        .split(&format!("[{profile}]\n"))
-        .nth(1)
-        .unwrap_or_default();
-    let get = |prefix: &str| {
-        section
-            .lines()
-            .find_map(|l| l.strip_prefix(prefix))
-            .unwrap_or_default()
-            .to_string()
-    };
-    (
-        get("aws_access_key_id = "),
-        get("aws_secret_access_key = "),
-        get("aws_session_token = "),
-        get(EXPIRATION_COMMENT),
-    )
-}
-
 #[test]
 fn update_once_writes_the_issued_credentials_exactly() {
     let ep = Endpoint::start_with(&["--max-duration", "900"]);
@@ -694,7 +669,7 @@ fn update_once_writes_the_issued_credentials_exactly() {
     );
     assert!(out.stdout.is_empty() && out.stderr.is_empty());
     let text = std::fs::read_to_string(&file).unwrap();
-    let (ak, sk, tok, exp) = values(&text, "default");
+    let (ak, sk, tok, exp) = profile_values(&text, "default");
     assert!(ak.starts_with("ASIA") && !sk.is_empty() && !tok.is_empty());
     assert_eq!(
         text,
@@ -765,7 +740,7 @@ fn update_refreshes_the_file_until_stopped() {
     let d = Daemon::start(&update_args(&ep, &["--refresh-before", "897s"]), &env, 0).unwrap();
     let read = || std::fs::read_to_string(&file).unwrap();
     let first = wait_for("the first write", || {
-        let v = values(&read(), "default");
+        let v = profile_values(&read(), "default");
         (!v.0.is_empty()).then_some(v)
     });
     let mut seen = std::collections::HashSet::new();
@@ -775,7 +750,7 @@ fn update_refreshes_the_file_until_stopped() {
             text.starts_with("# keep me\n[other]\nregion = eu-west-1\n\n[default]\n"),
             "{text}"
         );
-        let v = values(&text, "default");
+        let v = profile_values(&text, "default");
         assert!(
             !v.0.is_empty() && !v.1.is_empty() && !v.2.is_empty(),
             "never partial: {text}"
@@ -812,19 +787,19 @@ fn update_keeps_the_last_good_credentials_through_faults_and_recovers() {
     .unwrap();
     let read = || std::fs::read_to_string(&file).unwrap_or_default();
     let first = wait_for("the first write", || {
-        let v = values(&read(), "default");
+        let v = profile_values(&read(), "default");
         (!v.0.is_empty()).then_some(v)
     });
     wait_for("the faults to be met", || {
         (log_entries(&ep).len() >= 4).then_some(())
     });
     assert_eq!(
-        values(&read(), "default"),
+        profile_values(&read(), "default"),
         first,
         "the file keeps the last good credentials"
     );
     let recovered = wait_for("recovery", || {
-        let v = values(&read(), "default");
+        let v = profile_values(&read(), "default");
         (v.0 != first.0).then_some(v)
     });
     assert!(!recovered.1.is_empty() && !recovered.2.is_empty());
@@ -840,39 +815,31 @@ fn update_keeps_the_last_good_credentials_through_faults_and_recovers() {
 #[test]
 fn update_uses_the_rotated_certificate_at_the_next_refresh() {
     let ep = Endpoint::start_with(&["--max-duration", "900"]);
-    let dir = tempfile::tempdir().unwrap();
-    install_identity("rsa2048", dir.path());
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let file = dir.path().join("credentials");
+    let rotation = Rotation::new();
+    let file = rotation.dir().join("credentials");
     let mut args = vec![
         "update".to_string(),
         "--refresh-before".into(),
         "897s".into(),
     ];
-    args.extend(credential_flags(&ep, &cert, Some(&key)));
+    args.extend(credential_flags(
+        &ep,
+        &rotation.cert(),
+        Some(&rotation.key()),
+    ));
     let d = Daemon::start(
         &args,
         &[("AWS_SHARED_CREDENTIALS_FILE", file.to_str().unwrap())],
         0,
     )
     .unwrap();
-    let old = serial_of(&td("rsa2048/cert.pem"));
-    let new = serial_of(&td("ec-p256/cert.pem"));
-    wait_for("the first request", || {
-        (!serials(&ep).is_empty()).then_some(())
-    });
-    install_identity("ec-p256", dir.path());
-    let seen = wait_for("a request with the new certificate", || {
-        let s = serials(&ep);
-        s.contains(&new).then_some(s)
-    });
-    let switch = seen.iter().position(|s| *s == new).unwrap();
-    assert!(seen[..switch].iter().all(|s| *s == old), "{seen:?}");
+    let (_, switch) = rotation.rotate(&ep);
     let written = wait_for(
         "the file to hold credentials from the new certificate",
         || {
             let text = std::fs::read_to_string(&file).unwrap_or_default();
-            (serials(&ep).len() > switch && !values(&text, "default").0.is_empty()).then_some(text)
+            (serials(&ep).len() > switch && !profile_values(&text, "default").0.is_empty())
+                .then_some(text)
         },
     );
     assert!(written.contains("aws_session_token = "));
@@ -892,7 +859,7 @@ fn update_never_logs_credentials_even_at_trace_level() {
     let out = iamra(&update_args(&ep, &["--once"]), &env);
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let (_, sk, tok, _) = values(&std::fs::read_to_string(&file).unwrap(), "default");
+    let (_, sk, tok, _) = profile_values(&std::fs::read_to_string(&file).unwrap(), "default");
     assert!(stderr.contains("iamra: trace: "), "trace logging is on");
     assert!(
         stderr.contains("iamra: info: wrote credentials ASIA"),
@@ -906,7 +873,7 @@ fn update_never_logs_credentials_even_at_trace_level() {
     let d = Daemon::start(&update_args(&ep, &["--refresh-before", "897s"]), &env, 0).unwrap();
     let mut secrets = Vec::new();
     wait_for("two refreshes", || {
-        let (_, sk, tok, _) = values(&std::fs::read_to_string(&file).unwrap(), "default");
+        let (_, sk, tok, _) = profile_values(&std::fs::read_to_string(&file).unwrap(), "default");
         if !secrets.contains(&sk) {
             secrets.push(sk);
             secrets.push(tok);
@@ -939,7 +906,7 @@ fn boto3_reads_the_credentials_file_that_update_wrote() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (ak, sk, tok, _) = values(
+    let (ak, sk, tok, _) = profile_values(
         &std::fs::read_to_string(&file)
             .unwrap()
             .replace("\r\n", "\n"),
@@ -977,10 +944,7 @@ fn boto3_runs_our_credential_process() {
     // The line a user writes into ~/.aws/config, through a wrapper that also keeps a
     // copy of what iamra printed.
     let printed: PathBuf = home.path().join("printed.json");
-    let mut command = vec![
-        env!("CARGO_BIN_EXE_iamra").to_string(),
-        "credential-process".into(),
-    ];
+    let mut command = vec![iamra_path().to_string(), "credential-process".into()];
     // An hour: botocore refreshes process credentials that have less than 15 minutes left.
     command.extend(
         credential_flags(&ep, &td("ec-p256/combined.pem"), None)

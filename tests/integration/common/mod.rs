@@ -1,9 +1,23 @@
 //! Shared helpers: the local Roles Anywhere endpoint (one process per test, killed on
-//! drop) and running the built `iamra` binary.
+//! drop) and running the built `iamra` binary in a clean environment; long-running
+//! iamra processes and waiting ([`daemon`]), HTTP and IMDS on loopback ([`http`]),
+//! refresh checks ([`refresh`]), boto3 ([`boto3`]), the key backends one test body
+//! runs against ([`backend`]), SoftHSM2 tokens ([`softhsm`]) and swtpm TPMs
+//! ([`swtpm`]).
 
+pub mod backend;
+pub mod boto3;
+pub mod daemon;
 pub mod der;
+pub mod http;
+pub mod refresh;
 pub mod softhsm;
 pub mod swtpm;
+
+pub use boto3::*;
+pub use daemon::*;
+pub use http::*;
+pub use refresh::*;
 
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
@@ -121,41 +135,31 @@ impl Drop for Endpoint {
     }
 }
 
-/// Runs `iamra` with `args` and a clean environment (no password variables,
-/// no proxies), plus `env`.
+/// Runs `iamra` with `args` in the clean environment of [`iamra_command`], and
+/// waits for it.
 pub fn iamra<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iamra"));
+    iamra_command(args, env).output().expect("run iamra")
+}
+
+/// The `iamra` command with `args`: the clean environment of [`clean_iamra_command`],
+/// then [`with_iamra_args`].
+pub fn iamra_command<S: AsRef<std::ffi::OsStr>>(args: &[S], env: &[(&str, &str)]) -> Command {
+    with_iamra_args(clean_iamra_command(), args, env)
+}
+
+/// `cmd` (a clean iamra command, perhaps through a wrapper) with `args`, no standard
+/// input, the credential cache off (it is tested on its own, in cache.rs: elsewhere
+/// every call must reach the endpoint), then `env` on top.
+pub fn with_iamra_args<S: AsRef<std::ffi::OsStr>>(
+    mut cmd: Command,
+    args: &[S],
+    env: &[(&str, &str)],
+) -> Command {
     cmd.args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null());
-    for var in [
-        "IAMRA_PKCS8_PASSWORD",
-        "IAMRA_PKCS12_PASSWORD",
-        "IAMRA_LOG",
-        "AWS_CA_BUNDLE",
-        "AWS_MAX_ATTEMPTS",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-        // TPM selection and secrets: each TPM test sets its own.
-        "IAMRA_TPM_KEY_PASSWORD",
-        "TPM2TOOLS_TCTI",
-        "TCTI",
-        "TPM_DEVICE",
-        "TSS2_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
-    // The credential cache is tested on its own (cache.rs); elsewhere every call
-    // must reach the endpoint.
-    cmd.env("IAMRA_NO_CACHE", "true");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run iamra")
+        .stdin(Stdio::null())
+        .env("IAMRA_NO_CACHE", "true")
+        .envs(env.iter().copied());
+    cmd
 }
 
 /// Asserts a failure: exit status 1, nothing on stdout, and the given stderr.
@@ -260,6 +264,23 @@ pub fn tools_present(missing: Option<&str>, tests: &str, packages: &str) -> bool
     false
 }
 
+/// Credential flags for the endpoint and a certificate of the test PKI.
+pub fn credential_flags(ep: &Endpoint, cert: &Path, key: Option<&Path>) -> Vec<String> {
+    let mut f = vec![
+        "--certificate".to_string(),
+        cert.display().to_string(),
+        "--intermediates".into(),
+        td("chain.pem").display().to_string(),
+        "--session-duration".into(),
+        "900".into(),
+    ];
+    if let Some(k) = key {
+        f.extend(["--private-key".into(), k.display().to_string()]);
+    }
+    f.extend(ep.flags());
+    f
+}
+
 /// Copies the directory tree `from` to `to`.
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -274,25 +295,58 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// The built `iamra`, run from the repository root without the caller's `IAMRA_*`
-/// and `AWS_*` variables, proxies or `RUST_LOG`.
-pub fn clean_iamra_command() -> Command {
-    clean_iamra_command_for(env!("CARGO_BIN_EXE_iamra"))
+/// The built `iamra` binary.
+pub fn iamra_path() -> &'static str {
+    env!("CARGO_BIN_EXE_iamra")
 }
 
-/// `program` (iamra itself, or a wrapper such as `script` that runs it) with the
-/// clean environment of [`clean_iamra_command`].
-pub fn clean_iamra_command_for(program: &str) -> Command {
+/// Whether the variable `name` is one the test's own environment must not pass on
+/// to `iamra`: its configuration (`IAMRA_*`, `RUST_LOG`), the AWS SDKs' (`AWS_*`),
+/// the TPM's and PKCS#11 modules' (TCTI, TSS2, SoftHSM2, p11-kit), proxies, TLS
+/// trust (`SSL_CERT_*`) and systemd socket activation (`LISTEN_*`). A test sets
+/// what it needs on top.
+pub fn is_cleared_variable(name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "RUST_LOG",
+        "TPM2TOOLS_TCTI",
+        "TPM2OPENSSL_TCTI",
+        "TCTI",
+        "TPM_DEVICE",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+    ];
+    const PREFIXES: &[&str] = &[
+        "IAMRA_", "AWS_", "TSS2_", "SOFTHSM", "P11_KIT", "PKCS11", "LISTEN_",
+    ];
+    NAMES.contains(&name)
+        || PREFIXES.iter().any(|p| name.starts_with(p))
+        || name.to_ascii_lowercase().ends_with("_proxy")
+}
+
+/// The built `iamra`, run from the repository root in a clean environment: none of
+/// the variables [`is_cleared_variable`] names. Every test starts `iamra` through
+/// this function (or [`clean_iamra_command_via`], [`clean_iamra_command_for`]).
+pub fn clean_iamra_command() -> Command {
+    clean_iamra_command_for(iamra_path())
+}
+
+/// `wrapper WRAPPER_ARGS… iamra` (`setsid --wait`, `setpriv …`, `python3 -c SCRIPT`)
+/// with the clean environment of [`clean_iamra_command`]; the caller adds iamra's
+/// arguments.
+pub fn clean_iamra_command_via(wrapper: &str, wrapper_args: &[&str]) -> Command {
+    let mut cmd = clean_iamra_command_for(wrapper);
+    cmd.args(wrapper_args).arg(iamra_path());
+    cmd
+}
+
+/// `program` (a copy of iamra, or a wrapper such as `script` that is given iamra's
+/// command line) with the clean environment of [`clean_iamra_command`].
+pub fn clean_iamra_command_for(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new(program);
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if k.starts_with("IAMRA_")
-            || k.starts_with("AWS_")
-            || k.to_ascii_lowercase().ends_with("_proxy")
-            || k == "RUST_LOG"
-        {
-            cmd.env_remove(k);
+    for (name, _) in std::env::vars_os() {
+        if is_cleared_variable(&name.to_string_lossy()) {
+            cmd.env_remove(name);
         }
     }
     cmd
@@ -310,18 +364,187 @@ fn ci_is_any_value_but_empty_false_or_zero() {
     assert!(!ci_value_means_ci(None));
 }
 
-/// Sends signal `name` (`TERM`, `INT`, `HUP`, `KILL`, or with a leading `-`) to
-/// process `pid` directly (no `kill` program needed: a minimal system may lack
-/// procps). Returns whether it was delivered.
-pub fn send_signal(pid: u32, name: &str) -> bool {
-    use rustix::process::{Pid, Signal, kill_process};
-    let signal = match name.trim_start_matches('-') {
-        "TERM" => Signal::TERM,
-        "INT" => Signal::INT,
-        "HUP" => Signal::HUP,
-        "KILL" => Signal::KILL,
-        other => panic!("send_signal: no signal {other:?} here"),
+/// Runs a fixture-building command, failing the test (with its output) unless it
+/// succeeds.
+#[track_caller]
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs the ignored test `name` (`module::test`) of this test binary in a child
+/// process with `env` set (a test cannot change its own process's environment),
+/// and fails unless it ran and passed.
+#[track_caller]
+pub fn run_child_test<K, V>(name: &str, env: impl IntoIterator<Item = (K, V)>)
+where
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            name,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .envs(env)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "{stdout}");
+}
+
+/// Variables that [`the_clean_command_passes_on_none_of_the_callers_variables`]
+/// sets in a child test process: each must be kept from iamra.
+const CALLERS_VARIABLES: &[&str] = &[
+    "RUST_LOG",
+    "IAMRA_LOG",
+    "IAMRA_PKCS11_PIN",
+    "IAMRA_TPM_KEY_PASSWORD",
+    "IAMRA_NO_CACHE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_CA_BUNDLE",
+    "AWS_MAX_ATTEMPTS",
+    "AWS_PROFILE",
+    "TPM2TOOLS_TCTI",
+    "TPM2OPENSSL_TCTI",
+    "TCTI",
+    "TPM_DEVICE",
+    "TSS2_LOG",
+    "SOFTHSM2_CONF",
+    "P11_KIT_SERVER_ADDRESS",
+    "PKCS11SPY",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "LISTEN_PID",
+    "LISTEN_FDS",
+    "LISTEN_FDNAMES",
+];
+
+/// A variable of the caller that the clean command keeps.
+const KEPT_VARIABLE: &str = "CLEAN_COMMAND_KEEPS_THIS";
+
+#[test]
+fn only_iamras_aws_tpm_pkcs11_proxy_tls_and_socket_variables_are_cleared() {
+    for name in CALLERS_VARIABLES {
+        assert!(is_cleared_variable(name), "{name} must be cleared");
+    }
+    for name in [
+        "PATH",
+        "HOME",
+        "TMPDIR",
+        "LANG",
+        "CI",
+        "CARGO_TARGET_DIR",
+        "PROXY",
+        "SSL_VERSION",
+        KEPT_VARIABLE,
+    ] {
+        assert!(!is_cleared_variable(name), "{name} must be kept");
+    }
+}
+
+/// The clean commands run in a child test process ([`clean_command_child`]) whose
+/// environment holds every name of [`CALLERS_VARIABLES`]: none reaches the program
+/// they start.
+#[test]
+fn the_clean_command_passes_on_none_of_the_callers_variables() {
+    run_child_test(
+        "common::clean_command_child",
+        CALLERS_VARIABLES
+            .iter()
+            .map(|name| (*name, "set-by-the-caller"))
+            .chain([(KEPT_VARIABLE, "kept")]),
+    );
+}
+
+/// Run by [`the_clean_command_passes_on_none_of_the_callers_variables`] with the
+/// variables set.
+#[test]
+#[ignore = "run by the_clean_command_passes_on_none_of_the_callers_variables in a child process"]
+fn clean_command_child() {
+    if std::env::var_os(KEPT_VARIABLE).is_none() {
+        return;
+    }
+    for name in CALLERS_VARIABLES {
+        assert!(std::env::var_os(name).is_some(), "the caller set {name}");
+    }
+    let env_of = |mut cmd: Command| -> Vec<(String, String)> {
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{cmd:?}");
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     };
-    let pid = Pid::from_raw(i32::try_from(pid).unwrap()).unwrap();
-    kill_process(pid, signal).is_ok()
+    // `sh -c env IAMRA`: the wrapper form (iamra's path is the script's $0).
+    for (how, cmd) in [
+        ("clean_iamra_command_for", clean_iamra_command_for("env")),
+        (
+            "clean_iamra_command_via",
+            clean_iamra_command_via("sh", &["-c", "env"]),
+        ),
+    ] {
+        let env = env_of(cmd);
+        let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        for name in CALLERS_VARIABLES {
+            assert!(!names.contains(name), "{how}: {name} reached the child");
+        }
+        assert!(names.contains(&KEPT_VARIABLE), "{how}: {names:?}");
+        assert!(names.contains(&"PATH"), "{how}: {names:?}");
+    }
+    // What a test sets on top is passed on, the cleared names included.
+    let mut cmd = clean_iamra_command_for("env");
+    cmd.env("SOFTHSM2_CONF", "/set/by/the/test");
+    let env = env_of(cmd);
+    assert!(env.contains(&("SOFTHSM2_CONF".into(), "/set/by/the/test".into())));
+    assert_eq!(env.iter().filter(|(k, _)| k == "SOFTHSM2_CONF").count(), 1);
+    // iamra_command: the cleared names removed, then the cache off and `env`.
+    let cmd = iamra_command(&["--version"], &[("IAMRA_LOG", "debug")]);
+    let set: Vec<(String, Option<String>)> = cmd
+        .get_envs()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.map(|v| v.to_string_lossy().into_owned()),
+            )
+        })
+        .collect();
+    for name in CALLERS_VARIABLES {
+        let expected = match *name {
+            "IAMRA_NO_CACHE" => Some("true".to_string()),
+            "IAMRA_LOG" => Some("debug".to_string()),
+            _ => None,
+        };
+        assert!(
+            set.contains(&(name.to_string(), expected)),
+            "{name}: {set:?}"
+        );
+    }
 }

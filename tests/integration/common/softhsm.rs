@@ -26,10 +26,10 @@
 //! with a note on stderr.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use super::{copy_dir, first_missing_tool, td, tools_present};
+use super::{copy_dir, first_missing_tool, run_ok as run, td, tools_present};
 
 /// The SoftHSM2 module (Debian's path).
 pub const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -52,21 +52,6 @@ pub struct SoftHsm {
 fn tool_missing() -> Option<&'static str> {
     first_missing_tool(&["softhsm2-util", "pkcs11-tool", "p11tool", "openssl"])
         .or_else(|| (!Path::new(MODULE).exists()).then_some(MODULE))
-}
-
-#[track_caller]
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn write_conf(dir: &Path) -> PathBuf {
@@ -451,7 +436,7 @@ impl SoftHsm {
     /// Runs `iamra` like [`super::iamra`], with `SOFTHSM2_CONF` pointing at this
     /// copy and no PIN in the environment unless `env` sets one.
     pub fn iamra<S: AsRef<std::ffi::OsStr>>(&self, args: &[S], env: &[(&str, &str)]) -> Output {
-        self.run_iamra(Command::new(env!("CARGO_BIN_EXE_iamra")), args, env)
+        self.run_iamra(super::clean_iamra_command(), args, env)
     }
 
     /// [`Self::iamra`] in a new session (`setsid`), so that no controlling terminal
@@ -461,41 +446,23 @@ impl SoftHsm {
         args: &[S],
         env: &[(&str, &str)],
     ) -> Output {
-        let mut cmd = Command::new("setsid");
-        cmd.args(["--wait", env!("CARGO_BIN_EXE_iamra")]);
-        self.run_iamra(cmd, args, env)
+        self.run_iamra(
+            super::clean_iamra_command_via("setsid", &["--wait"]),
+            args,
+            env,
+        )
     }
 
     fn run_iamra<S: AsRef<std::ffi::OsStr>>(
         &self,
-        mut cmd: Command,
+        cmd: Command,
         args: &[S],
         env: &[(&str, &str)],
     ) -> Output {
-        cmd.args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdin(Stdio::null());
-        for var in [
-            "IAMRA_PKCS8_PASSWORD",
-            "IAMRA_PKCS12_PASSWORD",
-            "IAMRA_PKCS11_PIN",
-            "IAMRA_LOG",
-            "AWS_CA_BUNDLE",
-            "AWS_MAX_ATTEMPTS",
-            "HTTPS_PROXY",
-            "https_proxy",
-            "HTTP_PROXY",
-            "http_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.env("IAMRA_NO_CACHE", "true");
-        cmd.env("SOFTHSM2_CONF", self.conf());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().expect("run iamra")
+        let conf = self.conf().display().to_string();
+        let env = [&[("SOFTHSM2_CONF", conf.as_str())], env].concat();
+        super::with_iamra_args(cmd, args, &env)
+            .output()
+            .expect("run iamra")
     }
 }

@@ -26,7 +26,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::{copy_dir, first_missing_tool, td, tools_present};
+use super::{copy_dir, first_missing_tool, run_ok as run, td, tools_present};
 
 /// The password of every fixture key that has one.
 pub const KEY_PASSWORD: &str = "tpm-key-pw-4c1d";
@@ -125,21 +125,6 @@ fn tool_missing() -> Option<&'static str> {
     None
 }
 
-#[track_caller]
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// Two consecutive free loopback ports (swtpm's TCTI finds the control port at
 /// the server port + 1).
 fn free_port_pair() -> u16 {
@@ -152,26 +137,33 @@ fn free_port_pair() -> u16 {
     }
 }
 
+/// swtpm on `state` in TCP mode: the TPM at loopback `port`, its control channel at
+/// `port + 1`, logging to `log`.
+fn swtpm_command(state: &Path, log: &Path, port: u16) -> Command {
+    let mut cmd = Command::new("swtpm");
+    cmd.arg("socket")
+        .arg("--tpm2")
+        .arg("--tpmstate")
+        .arg(format!("dir={}", state.display()))
+        .arg("--server")
+        .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+        .arg("--ctrl")
+        .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+        .args(["--flags", "not-need-init,startup-clear"])
+        .arg("--log")
+        .arg(format!("file={},level=1", log.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
 /// Starts swtpm on `state` in TCP mode; retries with other ports if it loses a
 /// race for them.
 fn spawn(state: &Path, log: &Path) -> (Child, u16) {
     for _ in 0..10 {
         let port = free_port_pair();
-        let mut child = Command::new("swtpm")
-            .arg("socket")
-            .arg("--tpm2")
-            .arg("--tpmstate")
-            .arg(format!("dir={}", state.display()))
-            .arg("--server")
-            .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-            .arg("--ctrl")
-            .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
-            .args(["--flags", "not-need-init,startup-clear"])
-            .arg("--log")
-            .arg(format!("file={},level=1", log.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+        let mut child = swtpm_command(state, log, port)
             .spawn()
             .expect("start swtpm");
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -217,6 +209,29 @@ impl Tools<'_> {
             run(self.cmd("tpm2_flushcontext").arg(what));
         }
         out
+    }
+
+    /// `tpm2_encodeobject` of a key under 0x81000001 into the TSS2 key file `file`,
+    /// `emptyAuth` set unless the key has a password. tpm2-tools 5.4 writes the flag
+    /// inverted (`-p` for a key without a password, tpm2-tools#3458): the result is
+    /// checked with iamra's own parser and encoded the other way when needed, so
+    /// fixed versions work too.
+    #[track_caller]
+    fn encode(&self, public: &str, private: &str, file: &str, password: bool) {
+        let encode = |flag: bool| {
+            let mut args = vec!["-C", "0x81000001", "-u", public, "-r", private];
+            if flag {
+                args.push("-p");
+            }
+            args.extend(["-o", file]);
+            self.tpm2("tpm2_encodeobject", &args);
+        };
+        let path = self.dir.join(file);
+        encode(!password);
+        if empty_auth_of(&path) == password {
+            encode(password);
+        }
+        assert_eq!(empty_auth_of(&path), !password, "{file}: emptyAuth");
     }
 
     #[track_caller]
@@ -339,25 +354,7 @@ fn build_template() -> Template {
                     args.extend(["-p", KEY_PASSWORD]);
                 }
                 t.tpm2("tpm2_create", &args);
-                // tpm2-tools 5.4 writes emptyAuth inverted: `-p` for a key without
-                // a password. Check what came out and flip if this version is fixed.
-                let encode = |flag: bool| {
-                    let mut a = vec!["-C", "0x81000001", "-u", &public, "-r", &private];
-                    if flag {
-                        a.push("-p");
-                    }
-                    a.extend(["-o", &file]);
-                    t.tpm2("tpm2_encodeobject", &a);
-                };
-                encode(!*password);
-                if empty_auth_of(&dir.join(&file)) == *password {
-                    encode(*password);
-                }
-                assert_eq!(
-                    empty_auth_of(&dir.join(&file)),
-                    !*password,
-                    "{file}: emptyAuth"
-                );
+                t.encode(&public, &private, &file, *password);
             }
         }
         let mut args = vec![
@@ -412,35 +409,7 @@ fn build_template() -> Template {
         ];
         args.extend(extra);
         t.tpm2("tpm2_create", &args);
-        t.tpm2(
-            "tpm2_encodeobject",
-            &[
-                "-C",
-                "0x81000001",
-                "-u",
-                &public,
-                "-r",
-                &private,
-                "-p",
-                "-o",
-                &file,
-            ],
-        );
-        if !empty_auth_of(&dir.join(&file)) {
-            t.tpm2(
-                "tpm2_encodeobject",
-                &[
-                    "-C",
-                    "0x81000001",
-                    "-u",
-                    &public,
-                    "-r",
-                    &private,
-                    "-o",
-                    &file,
-                ],
-            );
-        }
+        t.encode(&public, &private, &file, false);
     }
     // Persistent signing keys.
     for (handle, alg, password) in [
@@ -589,24 +558,7 @@ impl Swtpm {
         let log = self.dir.path().join("swtpm.log");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let mut child = Command::new("swtpm")
-                .arg("socket")
-                .arg("--tpm2")
-                .arg("--tpmstate")
-                .arg(format!("dir={}", state.display()))
-                .arg("--server")
-                .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", self.port))
-                .arg("--ctrl")
-                .arg(format!(
-                    "type=tcp,port={},bindaddr=127.0.0.1",
-                    self.port + 1
-                ))
-                .args(["--flags", "not-need-init,startup-clear"])
-                .arg("--log")
-                .arg(format!("file={},level=1", log.display()))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
+            let mut child = swtpm_command(&state, &log, self.port)
                 .spawn()
                 .expect("restart swtpm");
             loop {
