@@ -51,14 +51,12 @@ fn every_command_gets_credentials(backend: &KeyBackend) {
     run.credential_process();
     run.update_refreshes_once();
     run.serve_answers_imdsv2();
-    // The library provider (RolesAnywhereProvider) joins this body here, with the
-    // backend's typed parts: certificate(), private_key(), intermediates(),
-    // pkcs12_password(), pkcs11_module(), pkcs11_pin(), env().
+    run.provider_in_an_sdk_config(backend);
 
     // Every CreateSession succeeded, signed with the backend's certificate.
     let serial = serial_of(&backend.certificate_file());
     let log = log_entries(&ep);
-    assert_eq!(log.len(), 4, "{}: {log:?}", run.name);
+    assert_eq!(log.len(), 5, "{}: {log:?}", run.name);
     for entry in &log {
         assert_eq!(entry["status"], 201, "{}: {entry}", run.name);
         assert_eq!(entry["serial"], serial.as_str(), "{}: {entry}", run.name);
@@ -162,4 +160,108 @@ impl Run<'_> {
         assert!(!secret.is_empty() && !session.is_empty(), "{name}: {doc}");
         assert!(!stderr.contains(secret), "{name}");
     }
+}
+
+impl Run<'_> {
+    /// The library: a `RolesAnywhereProvider` built from the backend's values typed
+    /// by the library's parsers, inside an aws-config `SdkConfig` (with the
+    /// `aws-sdk` feature; on its own without), in a process of
+    /// its own (the backend's variables, such as `SOFTHSM2_CONF`, belong to the
+    /// process). It gets the credentials the endpoint issued.
+    fn provider_in_an_sdk_config(&self, backend: &KeyBackend) {
+        let name = self.name;
+        let before = log_entries(self.ep).len();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("access-key-id");
+        let mut env: Vec<(String, String)> = backend.env();
+        let mut set = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                env.push((format!("IAMRA_TEST_PROVIDER_{k}"), v));
+            }
+        };
+        set("CERTIFICATE", Some(backend.certificate()));
+        set("PRIVATE_KEY", backend.private_key());
+        set(
+            "INTERMEDIATES",
+            backend.intermediates().map(|p| p.display().to_string()),
+        );
+        set("MODULE", backend.pkcs11_module().map(String::from));
+        set(
+            "PASSWORD",
+            backend
+                .pkcs11_pin()
+                .or(backend.pkcs12_password())
+                .map(String::from),
+        );
+        set("ENDPOINT", Some(self.ep.url()));
+        set("OUT", Some(out.display().to_string()));
+        run_child_test("backends::provider_in_its_own_process", env);
+        let key = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(key, self.issued(before + 1), "{name}");
+    }
+}
+
+/// The provider half of [`Run::provider_in_an_sdk_config`], run in a child
+/// process by it (ignored on its own).
+#[test]
+#[ignore = "run by Run::provider_in_an_sdk_config in a process of its own"]
+fn provider_in_its_own_process() {
+    use iamra::identity::{CertificateSource, IdentitySpec, KeySource};
+    use iamra::key::pkcs11::Pkcs11Options;
+    let var = |k: &str| std::env::var(format!("IAMRA_TEST_PROVIDER_{k}")).ok();
+    #[cfg(feature = "tpm")]
+    {
+        use iamra::key::tpm::{TpmBackend, set_backend};
+        let _ = set_backend(TpmBackend::Helper(env!("CARGO_BIN_EXE_iamra-tpm").into()));
+    }
+    let mut spec =
+        IdentitySpec::new(CertificateSource::parse(var("CERTIFICATE").unwrap()).unwrap());
+    if let Some(key) = var("PRIVATE_KEY") {
+        spec = spec.with_private_key(KeySource::parse(key).unwrap());
+    }
+    if let Some(chain) = var("INTERMEDIATES") {
+        spec = spec.with_intermediates(iamra::input::Input::file(chain));
+    }
+    if let Some(module) = var("MODULE") {
+        spec = spec.with_pkcs11(Pkcs11Options::default().with_module(module));
+    }
+    let mut builder = iamra::RolesAnywhereProvider::builder()
+        .identity(spec)
+        .trust_anchor_arn(TRUST_ANCHOR_ARN)
+        .profile_arn(PROFILE_ARN)
+        .role_arn(ROLE_ARN)
+        .endpoint(var("ENDPOINT").unwrap())
+        .ca_bundle(td("tls/ca.pem"))
+        .session_duration(900);
+    if let Some(password) = var("PASSWORD") {
+        builder = builder.password(password.into());
+    }
+    let provider = builder.build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Without the `aws-sdk` feature the provider is used on its own.
+    #[cfg(not(feature = "aws-sdk"))]
+    let key = runtime.block_on(async {
+        let first = provider.credentials().await.unwrap();
+        let again = provider.credentials().await.unwrap();
+        assert_eq!(first.access_key_id(), again.access_key_id(), "re-used");
+        first.access_key_id().to_string()
+    });
+    #[cfg(feature = "aws-sdk")]
+    let key = runtime.block_on(async {
+        use aws_credential_types::provider::ProvideCredentials as _;
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(provider)
+            .load()
+            .await;
+        let sdk = config.credentials_provider().unwrap();
+        let first = sdk.provide_credentials().await.unwrap();
+        let again = sdk.provide_credentials().await.unwrap();
+        assert_eq!(first.access_key_id(), again.access_key_id(), "re-used");
+        first.access_key_id().to_string()
+    });
+    std::fs::write(var("OUT").unwrap(), key).unwrap();
 }
