@@ -3,12 +3,13 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ::time::OffsetDateTime;
 
 use crate::cert::{self, Certificate};
 use crate::clock::Clock;
-use crate::identity::{CertificateSource, KeySource};
+use crate::identity::{CertificateSource, IdentityError, KeySource};
 use crate::identity::{Identity, IdentitySpec};
 use crate::input::Input;
 use crate::key::PasswordSource;
@@ -34,8 +35,21 @@ pub struct Check {
     pub status: Status,
     /// What was checked, and the finding.
     pub message: String,
-    /// How to fix it, for warnings and failures.
+    /// How to fix it, for warnings and failures, where the check itself knows.
     pub hint: Option<String>,
+    /// The error behind a failure, for a front end's table of hints (which takes
+    /// precedence over `hint` when it has one for the error).
+    pub error: Option<CheckError>,
+}
+
+/// The error behind a failed check.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum CheckError {
+    /// Loading the identity failed.
+    Identity(Arc<IdentityError>),
+    /// A parameter, the endpoint or the service failed.
+    Session(Arc<SessionError>),
 }
 
 /// The whole report.
@@ -51,6 +65,22 @@ impl Report {
             status,
             message: message.into(),
             hint: hint.map(str::to_string),
+            error: None,
+        });
+    }
+
+    /// A failure caused by `error`; `hint` is the fallback when the front end's
+    /// table has none for it.
+    fn fail(&mut self, error: CheckError, hint: Option<&str>) {
+        let message = match &error {
+            CheckError::Identity(e) => describe(e.as_ref()),
+            CheckError::Session(e) => describe(e.as_ref()),
+        };
+        self.checks.push(Check {
+            status: Status::Fail,
+            message,
+            hint: hint.map(str::to_string),
+            error: Some(error),
         });
     }
 
@@ -140,9 +170,8 @@ fn check_identity(
                 );
                 return Some(id);
             }
-            Err(e) => r.push(
-                Status::Fail,
-                describe(&e),
+            Err(e) => r.fail(
+                CheckError::Identity(Arc::new(e)),
                 Some("see `iamra credential-process` errors in README.md"),
             ),
         }
@@ -228,9 +257,8 @@ pub async fn run(config: DoctorConfig<'_>, clock: &dyn Clock) -> Report {
             Some(p)
         }
         Err(e) => {
-            r.push(
-                Status::Fail,
-                describe(&e),
+            r.fail(
+                CheckError::Session(Arc::new(e)),
                 Some("copy the ARNs from the IAM Roles Anywhere console"),
             );
             None
@@ -278,9 +306,8 @@ pub async fn run(config: DoctorConfig<'_>, clock: &dyn Clock) -> Report {
                     ),
                 }
             }
-            Err(e) => r.push(
-                Status::Fail,
-                describe(&e),
+            Err(e) => r.fail(
+                CheckError::Session(Arc::new(e)),
                 Some("check --endpoint, the network, HTTPS_PROXY/NO_PROXY and --ca-bundle"),
             ),
         }
@@ -305,7 +332,7 @@ pub async fn run(config: DoctorConfig<'_>, clock: &dyn Clock) -> Report {
                 ),
                 None,
             ),
-            Err(e) => r.push(Status::Fail, describe(&e), service_hint(&e)),
+            Err(e) => r.fail(CheckError::Session(Arc::new(e)), None),
         }
     } else {
         r.push(
@@ -315,21 +342,6 @@ pub async fn run(config: DoctorConfig<'_>, clock: &dyn Clock) -> Report {
         );
     }
     r
-}
-
-fn service_hint(e: &SessionError) -> Option<&'static str> {
-    match e {
-        SessionError::Service { error, .. } if error.message.contains("Untrusted") => Some(
-            "the trust anchor does not trust this certificate's CA, or --intermediates is missing; try --trust-anchor-cert",
-        ),
-        SessionError::Service { error, .. } if error.code == "ResourceNotFoundException" => {
-            Some("check the trust anchor and profile ARNs and the region")
-        }
-        SessionError::Service { .. } => Some(
-            "check that the profile lists the role and the role trusts rolesanywhere.amazonaws.com",
-        ),
-        _ => None,
-    }
 }
 
 fn holds_private_key(p: &Path) -> bool {

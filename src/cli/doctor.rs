@@ -76,7 +76,14 @@ pub fn run(a: DoctorArgs) -> Result<(), CliError> {
             Status::Skip => "–",
         };
         out.push_str(&format!("{mark} {}\n", check.message));
-        if let Some(hint) = &check.hint
+        // The one table of hints first (as for every error the CLI prints), then
+        // the check's own.
+        let from_table = match &check.error {
+            Some(doctor::CheckError::Identity(e)) => super::hints::for_identity(e),
+            Some(doctor::CheckError::Session(e)) => super::hints::for_session(e),
+            _ => None,
+        };
+        if let Some(hint) = from_table.as_ref().or(check.hint.as_ref())
             && check.status != Status::Pass
         {
             out.push_str(&format!("    hint: {hint}\n"));
