@@ -125,22 +125,22 @@ pub(crate) fn password_sources(a: &IdentityArgs) -> CliPasswords {
     CliPasswords {
         pkcs8: Sources {
             flag: secret_flag(&a.pkcs8_password, "--pkcs8-password", PKCS8_ENV),
-            file: a.pkcs8_password_file.clone(),
+            file: a.pkcs8_password_file.as_ref().map(Input::parse),
             env: PKCS8_ENV,
         },
         pkcs12: Sources {
             flag: secret_flag(&a.pkcs12_password, "--pkcs12-password", PKCS12_ENV),
-            file: a.pkcs12_password_file.clone(),
+            file: a.pkcs12_password_file.as_ref().map(Input::parse),
             env: PKCS12_ENV,
         },
         pkcs11_pin: Sources {
             flag: None,
-            file: a.pkcs11_pin_file.clone(),
+            file: a.pkcs11_pin_file.as_ref().map(Input::parse),
             env: PKCS11_PIN_ENV,
         },
         tpm: Sources {
             flag: secret_flag(&a.tpm_key_password, "--tpm-key-password", TPM_ENV),
-            file: a.tpm_key_password_file.clone(),
+            file: a.tpm_key_password_file.as_ref().map(Input::parse),
             env: TPM_ENV,
         },
         allow_prompt: true,

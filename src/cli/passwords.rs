@@ -1,7 +1,7 @@
 //! Where the CLI finds passwords: flag (compatibility, warned about), environment,
 //! file, or a prompt on the controlling terminal — never a prompt without one.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use secrecy::SecretString;
 use zeroize::Zeroizing;
@@ -56,8 +56,8 @@ fn taken(name: &str) -> Option<&'static Result<SecretString, ()>> {
 pub struct Sources {
     /// From the command line.
     pub flag: Option<SecretString>,
-    /// From a file.
-    pub file: Option<PathBuf>,
+    /// From a file (or stdin, or a variable).
+    pub file: Option<iamra::input::Input>,
     /// Name of the environment variable.
     pub env: &'static str,
 }
@@ -71,16 +71,16 @@ impl Sources {
         if let Some(v) = &self.flag {
             return Ok(Some(v.clone()));
         }
-        if let Some(path) = &self.file {
-            let data = if path.as_os_str() == "-" {
-                read_stdin_secret()?
-            } else {
-                iamra::input::read_file("password file", path)
-                    .map_err(|e| iamra::error::chain(&e))?
+        if let Some(input) = &self.file {
+            let data = match input {
+                iamra::input::Input::Stdin => read_stdin_secret()?,
+                other => other
+                    .read("password file")
+                    .map_err(|e| iamra::error::chain(&e))?,
             };
             let mut text = Zeroizing::new(
                 String::from_utf8(data.to_vec())
-                    .map_err(|_| format!("password file {} is not UTF-8", path.display()))?,
+                    .map_err(|_| format!("password file {input} is not UTF-8"))?,
             );
             if text.ends_with('\n') {
                 text.pop();
