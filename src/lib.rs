@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod atomic_file;
 pub mod cache;
 pub mod cert;
 pub mod chain;
@@ -23,6 +24,7 @@ pub mod provider;
 pub mod refresh;
 pub mod session;
 pub mod sigv4x509;
+pub mod utc;
 
 /// DER surgery for unit tests, shared with the integration tests.
 #[cfg(test)]

@@ -294,8 +294,8 @@ fn log_success(c: &TemporaryCredentials, next: OffsetDateTime) {
     tracing::info!(
         "obtained credentials {} valid until {}; next refresh at {}",
         c.access_key_id(),
-        crate::output::utc_seconds(c.expires_at()),
-        crate::output::utc_seconds(next)
+        crate::utc::rfc3339(c.expires_at()),
+        crate::utc::rfc3339(next)
     );
 }
 
@@ -368,11 +368,11 @@ async fn run(
                 let state = match &held {
                     Some(c) if c.expires_at() > now => format!(
                         "the credentials valid until {} stay in use",
-                        crate::output::utc_seconds(c.expires_at())
+                        crate::utc::rfc3339(c.expires_at())
                     ),
                     Some(c) => format!(
                         "the last credentials expired at {}",
-                        crate::output::utc_seconds(c.expires_at())
+                        crate::utc::rfc3339(c.expires_at())
                     ),
                     None => "there are no credentials yet".to_string(),
                 };
@@ -393,7 +393,7 @@ async fn run(
                     expiry_reported = true;
                     tracing::error!(
                         "the credentials expired at {} and no refresh has succeeded since; nothing is served or written until one does",
-                        crate::output::utc_seconds(c.expires_at())
+                        crate::utc::rfc3339(c.expires_at())
                     );
                 }
                 tx.send_modify(|s| {
@@ -604,7 +604,7 @@ mod tests {
             format!("ASIA{n}"),
             SecretString::from(format!("secret{n}")),
             SecretString::from(format!("token{n}")),
-            crate::output::utc_seconds(expires_at),
+            crate::utc::rfc3339(expires_at),
             expires_at,
         )
     }

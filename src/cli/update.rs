@@ -80,7 +80,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
             format!(
                 "wrote credentials {} (valid until {}) to profile {} of {}",
                 c.access_key_id(),
-                iamra::output::utc_seconds(c.expires_at()),
+                iamra::utc::rfc3339(c.expires_at()),
                 a.profile,
                 path.display()
             )

@@ -259,7 +259,7 @@ fn env_mode(
     if a.min_remaining.is_some() && left < i64::try_from(min.as_secs()).unwrap_or(i64::MAX) {
         return Err(ExecError::TooShort {
             left: left.max(0),
-            until: iamra::output::utc_seconds(creds.expires_at()),
+            until: iamra::utc::rfc3339(creds.expires_at()),
             min: min.as_secs(),
         }
         .into());

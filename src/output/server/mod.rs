@@ -732,7 +732,7 @@ fn host_is_literal(host: &[u8]) -> bool {
 fn unavailable_reason(snapshot: &Snapshot) -> String {
     let when = snapshot
         .next_refresh
-        .map(|t| format!("; next attempt at {}", super::utc_seconds(t)))
+        .map(|t| format!("; next attempt at {}", crate::utc::rfc3339(t)))
         .unwrap_or_default();
     let error = snapshot
         .last_error
@@ -741,7 +741,7 @@ fn unavailable_reason(snapshot: &Snapshot) -> String {
     match &snapshot.credentials {
         Some(c) => format!(
             "no valid credentials: the last ones expired at {} and refreshing them failed: {error}{when}",
-            super::utc_seconds(c.expires_at())
+            crate::utc::rfc3339(c.expires_at())
         ),
         None => format!("no credentials yet: {error}{when}"),
     }
