@@ -8,8 +8,8 @@ use base64::Engine as _;
 use x509_parser::prelude::*;
 
 use crate::input::{ReadError, read_file};
-use crate::key::PublicKey;
 use crate::pem;
+use crate::public_key::PublicKey;
 // `doctor` names the formatter through `cert`.
 pub(crate) use crate::utc::rfc3339;
 

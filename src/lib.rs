@@ -21,6 +21,7 @@ pub mod key;
 pub mod output;
 pub mod pem;
 pub mod provider;
+mod public_key;
 pub mod refresh;
 pub mod session;
 pub mod sigv4x509;
