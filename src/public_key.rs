@@ -198,7 +198,7 @@ impl PublicKey {
     /// that the DER does not parse.
     pub fn from_spki_der(der: &[u8]) -> Result<Self, String> {
         match SubjectPublicKeyInfo::from_der(der) {
-            Ok((rest, spki)) if rest.is_empty() => Self::from_spki(&spki),
+            Ok(([], spki)) => Self::from_spki(&spki),
             Ok(_) => Err("SubjectPublicKeyInfo followed by extra bytes".into()),
             Err(_) => Err("malformed SubjectPublicKeyInfo".into()),
         }

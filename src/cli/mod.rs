@@ -2,6 +2,7 @@
 //! the rendering of errors. No business logic lives here.
 
 pub mod args;
+mod daemon;
 mod doctor;
 mod exec;
 pub(crate) mod log_format;
