@@ -35,7 +35,9 @@ use std::time::Duration;
 
 use ::time::OffsetDateTime;
 use rand::Rng as _;
-use tokio::sync::watch;
+/// tokio's `watch` channel, in which a [`Refresher`] publishes its [`Snapshot`]s
+/// (re-exported: it is part of this module's API).
+pub use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::credentials::TemporaryCredentials;
@@ -132,8 +134,10 @@ impl RefreshError {
     }
 }
 
-/// When to refresh and how to retry.
+/// When to refresh and how to retry: `RefreshPolicy::default()` and the `with_*`
+/// methods.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RefreshPolicy {
     /// Refresh this long before the credentials expire.
     pub refresh_before: Duration,
@@ -165,6 +169,16 @@ impl Default for RefreshPolicy {
         }
     }
 }
+
+with_setters!(RefreshPolicy {
+    with_refresh_before => refresh_before: Duration,
+    with_jitter => jitter: f64,
+    with_min_delay => min_delay: Duration,
+    with_retry_base => retry_base: Duration,
+    with_retry_cap => retry_cap: Duration,
+    with_permanent_retry => permanent_retry: Duration,
+    with_max_sleep => max_sleep: Duration,
+});
 
 fn to_std(d: ::time::Duration) -> Duration {
     Duration::try_from(d).unwrap_or(Duration::ZERO)
@@ -280,6 +294,11 @@ impl Refresher {
     }
 
     /// A receiver of every new snapshot.
+    ///
+    /// A tokio `watch` receiver, on purpose: the refresher runs on tokio, and
+    /// readers await changes with `changed()` or read the latest with `borrow()`.
+    /// The type is re-exported as [`watch::Receiver`]
+    /// so that callers need no tokio dependency of their own to name it.
     pub fn subscribe(&self) -> watch::Receiver<Snapshot> {
         self.rx.clone()
     }

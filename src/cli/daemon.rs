@@ -57,8 +57,5 @@ pub(super) fn check_refresh_before(
 
 /// The refresh schedule for `--refresh-before`.
 pub(super) fn policy(refresh_before: Duration) -> RefreshPolicy {
-    RefreshPolicy {
-        refresh_before,
-        ..RefreshPolicy::default()
-    }
+    RefreshPolicy::default().with_refresh_before(refresh_before)
 }

@@ -160,16 +160,12 @@ pub fn run(a: ServeArgs) -> Result<(), CliError> {
                 "--imds with an ECS token: any local process can get credentials from the IMDS routes, without the token"
             );
         }
-        let config = ServerConfig {
-            addr: SocketAddr::new(a.bind, a.port),
-            allow_non_loopback: a.allow_non_loopback_bind,
-            hop_limit: a.hop_limit,
-            role_arn,
-            ecs_token: ecs_token.clone(),
-            imds,
-            limits: server::Limits::default(),
-            threads: a.threads.map_or_else(server::default_threads, usize::from),
-        };
+        let config = ServerConfig::new(SocketAddr::new(a.bind, a.port), role_arn)
+            .with_allow_non_loopback(a.allow_non_loopback_bind)
+            .with_hop_limit(a.hop_limit)
+            .with_ecs_token(ecs_token.clone())
+            .with_imds(imds)
+            .with_threads(a.threads.map_or_else(server::default_threads, usize::from));
         let server = match activated {
             Some(listener) => {
                 tracing::info!(

@@ -269,21 +269,17 @@ fn endpoint_mode(
         )?)
     })?;
     let token = ecs::generate();
-    let server = Server::bind(ServerConfig {
-        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        allow_non_loopback: false,
-        hop_limit: 1,
-        role_arn: p.params.role().clone(),
-        ecs_token: Some(token.clone()),
-        // The ECS route only: every IMDS path is 404. An IMDS token is given to
-        // anyone who asks, and these credentials are for the token's holder alone.
-        imds: false,
-        limits: server::Limits {
-            shutdown_grace: Duration::from_secs(1),
-            ..server::Limits::default()
-        },
-        threads: 1,
-    })?;
+    // The ECS route only: every IMDS path is 404. An IMDS token is given to anyone
+    // who asks, and these credentials are for the token's holder alone.
+    let config = ServerConfig::new(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        p.params.role().clone(),
+    )
+    .with_ecs_token(Some(token.clone()))
+    .with_imds(false)
+    .with_limits(server::Limits::default().with_shutdown_grace(Duration::from_secs(1)))
+    .with_threads(1);
+    let server = Server::bind(config)?;
     let uri = format!("http://{}{}", server.local_addr(), ecs::PATH);
     let env = env::build(
         std::env::vars_os(),
