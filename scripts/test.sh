@@ -12,7 +12,7 @@
 #   3. Guardrails: rustfmt, clippy with -D warnings (all targets, all features, and the
 #      default feature set; the library alone without default features, as a library
 #      user builds it: no clap, rpassword or tracing-subscriber; the test endpoint's
-#      tests), rustdoc with -D warnings.
+#      tests), no import cycle between source files, rustdoc with -D warnings.
 #   4. Tests: the default build (what `cargo install` users get), the packaged feature
 #      set (`--all-features`: TPM included), and the test endpoint's unit tests.
 #   5. Supply chain (scripts/deny.sh), fuzzing smoke run (scripts/fuzz-smoke.sh), and the
@@ -162,6 +162,8 @@ if cargo tree --locked -e normal --no-default-features --prefix none \
 fi
 step "cargo clippy (the test endpoint's tests: examples/iamra-test-endpoint)"
 cargo clippy --locked --example iamra-test-endpoint --profile test --quiet -- -D warnings
+step "no import cycle between source files (scripts/modgraph.py)"
+python3 scripts/modgraph.py >/dev/null || { python3 scripts/modgraph.py | tail -n 5 >&2; exit 1; }
 step "cargo doc (library, -D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --lib --all-features --quiet
 
