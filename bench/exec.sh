@@ -5,11 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${IAMRA_BIN:-target/release}
+# The local endpoint is a cargo example (never installed).
+ENDPOINT=${IAMRA_TEST_ENDPOINT:-target/release/examples/iamra-test-endpoint}
 RUNS=${1:-200}
 T=certs-testdata
 work=$(mktemp -d)
 trap 'kill "$ep" 2>/dev/null || true; rm -rf "$work"' EXIT
-"$BIN/iamra-test-endpoint" --trust-anchor "$T/ca/root.pem" --tls-cert "$T/tls/server.pem" \
+"$ENDPOINT" --trust-anchor "$T/ca/root.pem" --tls-cert "$T/tls/server.pem" \
   --tls-key "$T/tls/server.key" --listen 127.0.0.1:0 --port-file "$work/port" \
   --request-log "$work/requests.jsonl" >/dev/null &
 ep=$!

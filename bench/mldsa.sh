@@ -5,7 +5,7 @@
 # Release build with the packaged feature set, so the binary measured is the one shipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --locked --release --quiet --features tpm,aws-sdk --bins --example sign
+cargo build --locked --release --quiet --features tpm,aws-sdk --bins --example sign --example iamra-test-endpoint
 cc -O2 -o target/bench-rusage bench/rusage.c
 ls -l target/release/iamra
 target/release/examples/sign "${SIGN_SECONDS:-2}"

@@ -141,10 +141,13 @@ fn rate(seconds: f64, mut f: impl FnMut()) -> (f64, u32) {
 fn round_trip(conf: &Path, uri: &str) -> Option<f64> {
     // This example runs from <target>/release/examples/.
     let exe = std::env::current_exe().ok()?;
-    let bin = exe.parent()?.parent()?.to_path_buf();
-    let (iamra, endpoint) = (bin.join("iamra"), bin.join("iamra-test-endpoint"));
+    let examples = exe.parent()?;
+    let bin = examples.parent()?.to_path_buf();
+    let (iamra, endpoint) = (bin.join("iamra"), examples.join("iamra-test-endpoint"));
     if !iamra.exists() || !endpoint.exists() {
-        eprintln!("release binaries missing (cargo build --release --bins): no round trip");
+        eprintln!(
+            "release binaries missing (cargo build --release --bins --example iamra-test-endpoint): no round trip"
+        );
         return None;
     }
     let td = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs-testdata");

@@ -4,5 +4,5 @@
 # opensc and openssl). Argument: seconds per row (default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --locked --release --quiet --bins --example pkcs11
+cargo build --locked --release --quiet --bins --example pkcs11 --example iamra-test-endpoint
 exec "${CARGO_TARGET_DIR:-target}/release/examples/pkcs11" "$@"

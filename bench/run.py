@@ -16,6 +16,9 @@ import os, statistics, subprocess, sys, tempfile, time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T = os.path.join(ROOT, "certs-testdata")
 BIN = os.environ.get("IAMRA_BIN", os.path.join(ROOT, "target", "release"))
+# The local endpoint is a cargo example (never installed): target/release/examples.
+ENDPOINT = os.environ.get("IAMRA_TEST_ENDPOINT",
+                          os.path.join(ROOT, "target", "release", "examples", "iamra-test-endpoint"))
 RUNS = int(os.environ.get("RUNS", "40"))
 # The packaged build's directory (bench/run.sh builds it into target/packaged).
 PACKAGED = os.environ.get("PACKAGED_BIN")
@@ -107,7 +110,7 @@ def start_endpoint(work, extra=()):
     returns the process and its https URL."""
     port_file = os.path.join(work, "port")
     ep = subprocess.Popen([
-        os.path.join(BIN, "iamra-test-endpoint"), "--trust-anchor", f"{T}/ca/root.pem",
+        ENDPOINT, "--trust-anchor", f"{T}/ca/root.pem",
         "--tls-cert", f"{T}/tls/server.pem", "--tls-key", f"{T}/tls/server.key",
         "--listen", "127.0.0.1:0", "--port-file", port_file, *extra],
         stdout=subprocess.DEVNULL)

@@ -4,7 +4,7 @@
 # benchmarks (see bench/run.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --locked --release --quiet --bins
+cargo build --locked --release --quiet --bins --example iamra-test-endpoint
 cargo build --locked --release --quiet --features tpm,aws-sdk --bins --target-dir target/packaged
 cc -O2 -o target/bench-rusage bench/rusage.c
 PACKAGED_BIN=target/packaged/release exec python3 bench/run.py "$@"

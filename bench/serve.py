@@ -27,6 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T = os.path.join(ROOT, "certs-testdata")
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 BIN = os.environ.get("IAMRA_BIN", os.path.join(TARGET, "release"))
+# The local endpoint is a cargo example (never installed): <target>/release/examples.
+ENDPOINT = os.environ.get("IAMRA_TEST_ENDPOINT", os.path.join(TARGET, "release", "examples", "iamra-test-endpoint"))
 ROUNDS = int(os.environ.get("ROUNDS", "5"))
 DURATION = os.environ.get("DURATION", "10s")
 ROLE_PATH = "/latest/meta-data/iam/security-credentials/iamra-test-role"
@@ -163,13 +165,14 @@ def main():
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install wrk")
     if not os.environ.get("NO_BUILD"):
-        subprocess.run(["cargo", "build", "--locked", "--release", "--quiet", "--bins"], cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--locked", "--release", "--quiet", "--bins",
+                        "--example", "iamra-test-endpoint"], cwd=ROOT, check=True)
     procs = []
     work = tempfile.mkdtemp(prefix="iamra-serve-bench-")
     try:
         port_file = os.path.join(work, "ep-port")
         ep = subprocess.Popen(
-            [os.path.join(BIN, "iamra-test-endpoint"), "--trust-anchor", os.path.join(T, "ca", "root.pem"),
+            [ENDPOINT, "--trust-anchor", os.path.join(T, "ca", "root.pem"),
              "--tls-cert", os.path.join(T, "tls", "server.pem"), "--tls-key", os.path.join(T, "tls", "server.key"),
              "--listen", "127.0.0.1:0", "--port-file", port_file],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

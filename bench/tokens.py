@@ -26,6 +26,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 T = os.path.join(ROOT, "certs-testdata")
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 BIN = os.environ.get("IAMRA_BIN", os.path.join(TARGET, "release"))
+# The local endpoint is a cargo example (never installed): <target>/release/examples.
+ENDPOINT = os.environ.get("IAMRA_TEST_ENDPOINT", os.path.join(TARGET, "release", "examples", "iamra-test-endpoint"))
 RUSAGE = os.environ.get("RUSAGE", os.path.join(TARGET, "bench-rusage"))
 RUNS = int(os.environ.get("RUNS", "30"))
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
@@ -127,7 +129,7 @@ def swtpm(work, procs):
 
 def endpoint(work, procs):
     port_file = os.path.join(work, "port")
-    p = subprocess.Popen([os.path.join(BIN, "iamra-test-endpoint"), "--trust-anchor", f"{T}/ca/root.pem",
+    p = subprocess.Popen([ENDPOINT, "--trust-anchor", f"{T}/ca/root.pem",
                           "--tls-cert", f"{T}/tls/server.pem", "--tls-key", f"{T}/tls/server.key",
                           "--listen", "127.0.0.1:0", "--port-file", port_file], stdout=subprocess.DEVNULL)
     procs.append(p)

@@ -6,6 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/packaged}"
-cargo build --locked --release --quiet --features tpm,aws-sdk --bins
+cargo build --locked --release --quiet --features tpm,aws-sdk --bins --example iamra-test-endpoint
 cc -O2 -o "$CARGO_TARGET_DIR/bench-rusage" bench/rusage.c
 exec python3 bench/tokens.py "$@"

@@ -156,11 +156,12 @@ fn rate(seconds: f64, mut f: impl FnMut()) -> f64 {
 fn round_trip(tcti: &str, cert: &Path, key: &Path) -> Option<(f64, f64)> {
     // This example runs from <target>/release/examples/.
     let exe = std::env::current_exe().ok()?;
-    let bin = exe.parent()?.parent()?.to_path_buf();
-    let (iamra, endpoint) = (bin.join("iamra"), bin.join("iamra-test-endpoint"));
+    let examples = exe.parent()?;
+    let bin = examples.parent()?.to_path_buf();
+    let (iamra, endpoint) = (bin.join("iamra"), examples.join("iamra-test-endpoint"));
     if !iamra.exists() || !endpoint.exists() {
         eprintln!(
-            "release binaries missing (cargo build --release --features tpm --bins): no round trip"
+            "release binaries missing (cargo build --release --features tpm --bins --example iamra-test-endpoint): no round trip"
         );
         return None;
     }

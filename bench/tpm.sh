@@ -4,5 +4,5 @@
 # needs swtpm, tpm2-openssl, openssl and libtss2). Argument: seconds per row (default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --locked --release --quiet --features tpm --bins --example tpm
+cargo build --locked --release --quiet --features tpm --bins --example tpm --example iamra-test-endpoint
 exec "${CARGO_TARGET_DIR:-target}/release/examples/tpm" "$@"

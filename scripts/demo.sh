@@ -4,12 +4,12 @@
 # on loopback with the committed test PKI, and prints the credentials JSON it issues.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --locked --release --quiet --bins
+cargo build --locked --release --quiet --bins --example iamra-test-endpoint
 T=certs-testdata
 . "$T/arns.env"
 work=$(mktemp -d)
 trap 'kill "$ep" 2>/dev/null || true; rm -rf "$work"' EXIT
-target/release/iamra-test-endpoint --trust-anchor "$T/ca/root.pem" \
+target/release/examples/iamra-test-endpoint --trust-anchor "$T/ca/root.pem" \
   --tls-cert "$T/tls/server.pem" --tls-key "$T/tls/server.key" \
   --listen 127.0.0.1:0 --port-file "$work/port" >/dev/null &
 ep=$!

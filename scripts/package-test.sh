@@ -44,10 +44,10 @@ for u in iamra-serve.service iamra-update@default.service; do
 done
 echo "== packaged binary"
 "$root/usr/bin/iamra" version
-cargo build --locked --release --quiet --bin iamra-test-endpoint
+cargo build --locked --release --quiet --example iamra-test-endpoint
 T=certs-testdata
 . "$T/arns.env"
-target/release/iamra-test-endpoint --trust-anchor "$T/ca/root.pem" --tls-cert "$T/tls/server.pem" \
+target/release/examples/iamra-test-endpoint --trust-anchor "$T/ca/root.pem" --tls-cert "$T/tls/server.pem" \
   --tls-key "$T/tls/server.key" --listen 127.0.0.1:0 --port-file "$work/port" >/dev/null &
 ep=$!
 for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done

@@ -10,9 +10,11 @@
 #   2. Cargo tools: cargo-deny, cargo-fuzz, cargo-deb, cargo-generate-rpm (`cargo install
 #      --locked` when missing).
 #   3. Guardrails: rustfmt, clippy with -D warnings (all targets, all features, and the
-#      default feature set), rustdoc with -D warnings.
-#   4. Tests: the default build (what `cargo install` users get) and the packaged feature
-#      set (`--all-features`: TPM included).
+#      default feature set; the library alone without default features, as a library
+#      user builds it: no clap, rpassword or tracing-subscriber; the test endpoint's
+#      tests), no import cycle between source files, rustdoc with -D warnings.
+#   4. Tests: the default build (what `cargo install` users get), the packaged feature
+#      set (`--all-features`: TPM included), and the test endpoint's unit tests.
 #   5. Supply chain (scripts/deny.sh), fuzzing smoke run (scripts/fuzz-smoke.sh), and the
 #      .deb/.rpm build and checks (scripts/package.sh, scripts/package-test.sh).
 #
@@ -149,6 +151,19 @@ step "cargo clippy (all targets, all features)"
 cargo clippy --locked --all-targets --all-features --quiet -- -D warnings
 step "cargo clippy (all targets, default features)"
 cargo clippy --locked --all-targets --quiet -- -D warnings
+step "cargo clippy + build (library alone: --no-default-features, no CLI dependencies)"
+cargo clippy --locked --lib --no-default-features --quiet -- -D warnings
+cargo build --locked --lib --no-default-features --quiet
+if cargo tree --locked -e normal --no-default-features --prefix none \
+  | grep -Eq '^(clap|clap_complete|clap_mangen|rpassword|tracing-subscriber) '; then
+  say "the library without default features depends on a CLI-only crate:"
+  cargo tree --locked -e normal --no-default-features -i clap 2>/dev/null | head -5 >&2 || true
+  exit 1
+fi
+step "cargo clippy (the test endpoint's tests: examples/iamra-test-endpoint)"
+cargo clippy --locked --example iamra-test-endpoint --profile test --quiet -- -D warnings
+step "no import cycle between source files (scripts/modgraph.py)"
+python3 scripts/modgraph.py >/dev/null || { python3 scripts/modgraph.py | tail -n 5 >&2; exit 1; }
 step "cargo doc (library, -D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --lib --all-features --quiet
 
@@ -158,6 +173,9 @@ step "cargo test --locked (default features)"
 cargo test --locked
 step "cargo test --locked --all-features (the packaged feature set: TPM, aws-sdk)"
 cargo test --locked --all-features
+# An example, so that `cargo install` leaves it out: its unit tests run only when named.
+step "cargo test --locked --example iamra-test-endpoint (the test endpoint's unit tests)"
+cargo test --locked --example iamra-test-endpoint
 
 # --- 5. Supply chain, fuzzing, packages --------------------------------------------
 step "cargo deny (scripts/deny.sh)"

@@ -17,11 +17,9 @@
 //! once make one `CreateSession`. A file that is not ours, is readable by others, is
 //! a symlink, is too large or does not parse is ignored and replaced, never trusted.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read as _, Write as _};
-use std::os::unix::fs::{
-    DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
-};
+use std::fs::File;
+use std::io::Read as _;
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use ::time::OffsetDateTime;
@@ -30,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use zeroize::Zeroizing;
 
+use crate::atomic_file::{self, FileError, FileLock, Mode, PRIVATE_FILE_MODE};
 use crate::credentials::TemporaryCredentials;
 
 /// Largest cache file read.
@@ -109,7 +108,7 @@ impl Cache {
             reason,
         };
         match std::fs::DirBuilder::new()
-            .mode(0o700)
+            .mode(atomic_file::PRIVATE_DIR_MODE)
             .recursive(true)
             .create(dir)
         {
@@ -319,7 +318,7 @@ pub struct Entry<'a> {
 
 /// Holds the entry's exclusive lock until dropped.
 #[derive(Debug)]
-pub struct Lock(#[allow(dead_code, reason = "held for its Drop")] File);
+pub struct Lock(#[allow(dead_code, reason = "held for its Drop")] FileLock);
 
 impl Entry<'_> {
     /// The entry's file.
@@ -379,52 +378,22 @@ impl Entry<'_> {
     /// Takes the entry's exclusive lock, waiting at most `limit` while another
     /// process holds it.
     pub fn lock_within(&self, limit: std::time::Duration) -> Result<Lock, CacheError> {
-        let file = self.open_lock_file()?;
         let start = std::time::Instant::now();
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(Lock(file)),
-                Err(std::fs::TryLockError::WouldBlock) => {}
-                Err(std::fs::TryLockError::Error(source)) => {
-                    return Err(CacheError::Write {
-                        path: self.lock_path.clone(),
-                        source,
-                    });
-                }
-            }
-            let waited = start.elapsed();
-            if waited >= limit {
-                return Err(CacheError::LockTimeout {
-                    path: self.lock_path.clone(),
-                    waited,
-                });
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25).min(limit - waited));
-        }
-    }
-
-    fn open_lock_file(&self) -> Result<File, CacheError> {
-        OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(nofollow())
-            .open(&self.lock_path)
-            .map_err(|source| CacheError::Write {
+        match FileLock::acquire_within(&self.lock_path, limit) {
+            Ok(Some(lock)) => Ok(Lock(lock)),
+            Ok(None) => Err(CacheError::LockTimeout {
                 path: self.lock_path.clone(),
-                source,
-            })
+                waited: start.elapsed(),
+            }),
+            Err(e) => Err(write_error(e)),
+        }
     }
 
     /// Takes the entry's exclusive lock (blocking while another process holds it).
     pub fn lock(&self) -> Result<Lock, CacheError> {
-        let file = self.open_lock_file()?;
-        file.lock().map_err(|source| CacheError::Write {
-            path: self.lock_path.clone(),
-            source,
-        })?;
-        Ok(Lock(file))
+        FileLock::acquire(&self.lock_path)
+            .map(Lock)
+            .map_err(write_error)
     }
 
     /// Stores `creds` atomically (temporary file, fsync, rename), mode 0600.
@@ -456,36 +425,13 @@ impl Entry<'_> {
             + 256;
         let mut json = Zeroizing::new(Vec::with_capacity(capacity));
         serde_json::to_writer(&mut *json, &stored).map_err(|e| err(std::io::Error::other(e)))?;
-        let tmp = self
-            .path
-            .with_extension(format!("tmp{}", std::process::id()));
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(nofollow())
-            .open(&tmp)
-            .or_else(|_| {
-                let _ = std::fs::remove_file(&tmp);
-                OpenOptions::new()
-                    .create_new(true)
-                    .write(true)
-                    .mode(0o600)
-                    .custom_flags(nofollow())
-                    .open(&tmp)
-            })
-            .map_err(err)?;
-        let written = file.write_all(&json).and_then(|()| file.sync_all());
-        drop(file);
-        if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, &self.path)) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(err(e));
-        }
-        Ok(())
+        atomic_file::write_atomically(&self.path, &json, Mode::Exactly(PRIVATE_FILE_MODE))
+            .map_err(|e| err(e.into_path_and_io().1))
     }
 }
 
-/// `O_NOFOLLOW`, so a planted symlink is never followed.
-fn nofollow() -> i32 {
-    libc::O_NOFOLLOW
+/// A lock or file error as [`CacheError::Write`], naming the file it concerns.
+fn write_error(e: FileError) -> CacheError {
+    let (path, source) = e.into_path_and_io();
+    CacheError::Write { path, source }
 }

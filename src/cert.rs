@@ -8,8 +8,10 @@ use base64::Engine as _;
 use x509_parser::prelude::*;
 
 use crate::input::{Input, ReadError};
-use crate::key::PublicKey;
 use crate::pem;
+use crate::public_key::PublicKey;
+// `doctor` names the formatter through `cert`.
+pub(crate) use crate::utc::rfc3339;
 
 /// A certificate could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -234,20 +236,6 @@ impl Certificate {
         }
         self.check_validity(now)
     }
-}
-
-/// RFC 3339 in UTC with seconds precision.
-pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
-    let t = t.to_offset(::time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
 }
 
 fn short_x509_error(e: &x509_parser::nom::Err<X509Error>) -> String {

@@ -5,7 +5,8 @@
 use ::time::OffsetDateTime;
 use x509_parser::prelude::*;
 
-use crate::cert::{Certificate, rfc3339};
+use crate::cert::Certificate;
+use crate::utc::rfc3339;
 
 /// The first broken link of a certificate path.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

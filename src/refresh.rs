@@ -35,7 +35,9 @@ use std::time::Duration;
 
 use ::time::OffsetDateTime;
 use rand::Rng as _;
-use tokio::sync::watch;
+/// tokio's `watch` channel, in which a [`Refresher`] publishes its [`Snapshot`]s
+/// (re-exported: it is part of this module's API).
+pub use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::credentials::TemporaryCredentials;
@@ -118,8 +120,10 @@ impl RefreshError {
     }
 }
 
-/// When to refresh and how to retry.
+/// When to refresh and how to retry: `RefreshPolicy::default()` and the `with_*`
+/// methods.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RefreshPolicy {
     /// Refresh this long before the credentials expire.
     pub refresh_before: Duration,
@@ -151,6 +155,16 @@ impl Default for RefreshPolicy {
         }
     }
 }
+
+with_setters!(RefreshPolicy {
+    with_refresh_before => refresh_before: Duration,
+    with_jitter => jitter: f64,
+    with_min_delay => min_delay: Duration,
+    with_retry_base => retry_base: Duration,
+    with_retry_cap => retry_cap: Duration,
+    with_permanent_retry => permanent_retry: Duration,
+    with_max_sleep => max_sleep: Duration,
+});
 
 fn to_std(d: ::time::Duration) -> Duration {
     Duration::try_from(d).unwrap_or(Duration::ZERO)
@@ -283,6 +297,11 @@ impl Refresher {
     }
 
     /// A receiver of every new snapshot.
+    ///
+    /// A tokio `watch` receiver, on purpose: the refresher runs on tokio, and
+    /// readers await changes with `changed()` or read the latest with `borrow()`.
+    /// The type is re-exported as [`watch::Receiver`]
+    /// so that callers need no tokio dependency of their own to name it.
     pub fn subscribe(&self) -> watch::Receiver<Snapshot> {
         self.rx.clone()
     }
@@ -297,8 +316,8 @@ fn log_success(c: &TemporaryCredentials, next: OffsetDateTime) {
     tracing::info!(
         "obtained credentials {} valid until {}; next refresh at {}",
         c.access_key_id(),
-        crate::output::utc_seconds(c.expires_at()),
-        crate::output::utc_seconds(next)
+        crate::utc::rfc3339(c.expires_at()),
+        crate::utc::rfc3339(next)
     );
 }
 
@@ -378,11 +397,11 @@ async fn run(
                 let state = match &held {
                     Some(c) if c.expires_at() > now => format!(
                         "the credentials valid until {} stay in use",
-                        crate::output::utc_seconds(c.expires_at())
+                        crate::utc::rfc3339(c.expires_at())
                     ),
                     Some(c) => format!(
                         "the last credentials expired at {}",
-                        crate::output::utc_seconds(c.expires_at())
+                        crate::utc::rfc3339(c.expires_at())
                     ),
                     None => "there are no credentials yet".to_string(),
                 };
@@ -403,7 +422,7 @@ async fn run(
                     expiry_reported = true;
                     tracing::error!(
                         "the credentials expired at {} and no refresh has succeeded since; nothing is served or written until one does",
-                        crate::output::utc_seconds(c.expires_at())
+                        crate::utc::rfc3339(c.expires_at())
                     );
                 }
                 tx.send_modify(|s| {
@@ -604,7 +623,7 @@ mod tests {
             format!("ASIA{n}"),
             SecretString::from(format!("secret{n}")),
             SecretString::from(format!("token{n}")),
-            crate::output::utc_seconds(expires_at),
+            crate::utc::rfc3339(expires_at),
             expires_at,
         )
     }

@@ -43,21 +43,19 @@ fn server() -> SocketAddr {
                     credentials: Some(creds),
                     ..Snapshot::default()
                 });
-                let server = Server::bind(ServerConfig {
-                    addr: "127.0.0.1:0".parse().unwrap(),
-                    allow_non_loopback: false,
-                    hop_limit: 1,
-                    role_arn: Arn::parse(ArnKind::Role, "arn:aws:iam::123456789012:role/fuzz")
-                        .unwrap(),
-                    ecs_token: Some(SecretString::from("fuzz-ecs-token-not-guessable-0123")),
-                    imds: true,
-                    limits: Limits {
-                        header_timeout: Duration::from_millis(500),
-                        body_timeout: Duration::from_millis(500),
-                        ..Limits::default()
-                    },
-                    threads: 1,
-                })
+                let server = Server::bind(
+                    ServerConfig::new(
+                        "127.0.0.1:0".parse().unwrap(),
+                        Arn::parse(ArnKind::Role, "arn:aws:iam::123456789012:role/fuzz").unwrap(),
+                    )
+                    .with_ecs_token(Some(SecretString::from("fuzz-ecs-token-not-guessable-0123")))
+                    .with_limits(
+                        Limits::default()
+                            .with_header_timeout(Duration::from_millis(500))
+                            .with_body_timeout(Duration::from_millis(500)),
+                    )
+                    .with_threads(1),
+                )
                 .unwrap();
                 tx.send(server.local_addr()).unwrap();
                 server

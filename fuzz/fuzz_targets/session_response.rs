@@ -13,7 +13,8 @@
 
 use iamra::credentials::TemporaryCredentials;
 use iamra::output::server::{ecs, imds};
-use iamra::output::{credentials_file, process, utc_seconds};
+use iamra::output::{credentials_file, process};
+use iamra::utc::rfc3339 as utc_seconds;
 use iamra::refresh::RefreshPolicy;
 use iamra::session::response::{check_expiration, parse_error, parse_success};
 use libfuzzer_sys::fuzz_target;

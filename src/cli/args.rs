@@ -1,8 +1,13 @@
-//! Command-line definitions, flag for flag compatible with aws_signing_helper.
+//! Command-line definitions, flag for flag compatible with aws_signing_helper: every
+//! command's flags, so that this module imports no command (the commands import it).
 
+use std::ffi::OsString;
+use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use iamra::output::server;
 
 /// IAM Roles Anywhere credential helper (a drop-in replacement for aws_signing_helper).
 #[derive(Debug, Parser)]
@@ -66,16 +71,16 @@ pub enum Command {
     ReadCertificateData(ReadCertificateDataArgs),
     /// Check files, certificate, key, chain, ARNs, endpoint, clock and AWS config, then
     /// try CreateSession; prints a checklist with a hint for each failure.
-    Doctor(super::doctor::DoctorArgs),
+    Doctor(DoctorArgs),
     /// Keep a profile of the shared credentials file (~/.aws/credentials) filled with
     /// fresh credentials, refreshed before they expire.
-    Update(super::update::Args),
+    Update(UpdateArgs),
     /// Serve credentials on a local IMDSv2-compatible endpoint (and, with a token, an ECS
     /// container-credentials one), refreshed in the background.
-    Serve(super::serve::Args),
+    Serve(ServeArgs),
     /// Run a command with credentials kept fresh for it alone: a private ECS
     /// container-credentials endpoint (or, with --env, environment variables).
-    Exec(super::exec::Args),
+    Exec(ExecArgs),
     /// Print the version.
     Version,
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
@@ -346,4 +351,132 @@ pub struct ReadCertificateDataArgs {
     /// certificates only after login; also IAMRA_PKCS11_PIN.
     #[arg(long, value_name = "FILE", env = "IAMRA_PKCS11_PIN_FILE")]
     pub pkcs11_pin_file: Option<PathBuf>,
+}
+
+/// Flags of `serve`.
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Credential flags.
+    #[command(flatten)]
+    pub credential: CredentialArgs,
+    /// TCP port to listen on (0: any free port; the chosen one is printed).
+    #[arg(long, value_name = "PORT", default_value_t = server::DEFAULT_PORT, env = "IAMRA_PORT")]
+    pub port: u16,
+    /// Address to listen on: 127.0.0.1, ::1, or (with --allow-non-loopback-bind) another one.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1",
+        env = "IAMRA_BIND"
+    )]
+    pub bind: IpAddr,
+    /// Allow a --bind address that other hosts can reach (for example a pod IP for a
+    /// sidecar); the hop limit must then be 1.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL", env = "IAMRA_ALLOW_NON_LOOPBACK_BIND")]
+    pub allow_non_loopback_bind: bool,
+    /// IP TTL / IPv6 hop limit set on every connection (1: answers cannot leave this host
+    /// or link, as on EC2).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=255), env = "IAMRA_HOP_LIMIT")]
+    pub hop_limit: u8,
+    /// Threads answering requests (default: half the cores, at least 1, at most 4; the
+    /// clients run on this machine too and need the other half).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), env = "IAMRA_THREADS")]
+    pub threads: Option<u16>,
+    /// Also serve the ECS container-credentials endpoint, with a token generated at start
+    /// and written to FILE (mode 0600) for AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "ecs_token_from_file",
+        env = "IAMRA_ECS_TOKEN_FILE"
+    )]
+    pub ecs_token_file: Option<PathBuf>,
+    /// Also serve the ECS endpoint, with the token read from FILE (one line; `-` for
+    /// stdin, `env:NAME` for a variable).
+    #[arg(long, value_name = "FILE", env = "IAMRA_ECS_TOKEN_FROM_FILE")]
+    pub ecs_token_from_file: Option<PathBuf>,
+    /// Write the --ecs-token-file readable by this group (name or number; mode 0640)
+    /// instead of mode 0600, for clients running as another user of that group.
+    #[arg(
+        long,
+        value_name = "GROUP",
+        requires = "ecs_token_file",
+        env = "IAMRA_ECS_TOKEN_FILE_GROUP"
+    )]
+    pub ecs_token_file_group: Option<String>,
+    /// Serve the IMDSv2 routes. IMDSv2 has no secret: any local process can get
+    /// credentials from them. Default: true, and false when an ECS token is configured
+    /// (only holders of the token then get credentials).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, value_name = "BOOL", env = "IAMRA_IMDS")]
+    pub imds: Option<bool>,
+    /// Refresh this long before the credentials expire (e.g. 300, 90s, 5m, 1h), minus a
+    /// random tenth of the wait.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, env = "IAMRA_REFRESH_BEFORE")]
+    pub refresh_before: Duration,
+}
+
+/// Flags of `update`.
+#[derive(Debug, Args, Clone)]
+pub struct UpdateArgs {
+    /// Credential flags.
+    #[command(flatten)]
+    pub credential: CredentialArgs,
+    /// Profile (section) of the credentials file to write; created if absent.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "default",
+        env = "IAMRA_PROFILE"
+    )]
+    pub profile: String,
+    /// Write the credentials once and exit, instead of refreshing them until stopped.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL", env = "IAMRA_ONCE")]
+    pub once: bool,
+    /// Refresh this long before the credentials expire (e.g. 300, 90s, 5m, 1h), minus a
+    /// random tenth of the wait.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, env = "IAMRA_REFRESH_BEFORE")]
+    pub refresh_before: Duration,
+}
+
+/// Flags of `doctor`: the credential flags plus what only diagnostics need.
+#[derive(Debug, Args, Clone)]
+pub struct DoctorArgs {
+    /// Credential flags, as for credential-process.
+    #[command(flatten)]
+    pub credential: CredentialArgs,
+    /// The trust anchor's CA certificate(s) (PEM): verify the chain locally.
+    #[arg(long, value_name = "FILE", env = "IAMRA_TRUST_ANCHOR_CERT")]
+    pub trust_anchor_cert: Option<PathBuf>,
+    /// Do not contact the endpoint (no TLS, clock or CreateSession check).
+    #[arg(long, env = "IAMRA_OFFLINE")]
+    pub offline: bool,
+    /// AWS config file to inspect (default: AWS_CONFIG_FILE, else ~/.aws/config).
+    #[arg(long, value_name = "FILE", env = "IAMRA_AWS_CONFIG")]
+    pub aws_config: Option<PathBuf>,
+}
+
+/// Flags of `exec`.
+#[derive(Debug, Args, Clone)]
+#[command(
+    after_help = "Exit status: the command's (128+N if signal N ended it); 127 if the command is not found, 126 if it cannot be run; 1 if iamra fails before starting it; 2 usage error."
+)]
+pub struct ExecArgs {
+    /// Credential and cache flags, as for credential-process.
+    #[command(flatten)]
+    pub process: CredentialProcessArgs,
+    /// Give the command the credentials as AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_SESSION_TOKEN and AWS_CREDENTIAL_EXPIRATION (for tools that read only
+    /// variables) instead of a private refreshing endpoint; they are not refreshed.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL", env = "IAMRA_EXEC_ENV")]
+    pub env: bool,
+    /// With --env: refuse to start the command unless the credentials stay valid this
+    /// long (e.g. 90s, 30m, 2h); cached ones with less left are replaced first.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "IAMRA_MIN_REMAINING")]
+    pub min_remaining: Option<Duration>,
+    /// Words before `--` (an error: the command goes after `--`).
+    #[arg(hide = true, value_name = "WORD")]
+    pub misplaced: Vec<OsString>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
 }

@@ -2,30 +2,12 @@
 
 use std::path::PathBuf;
 
-use clap::Args;
 use iamra::clock::SystemClock;
 use iamra::doctor::{self, Status};
 use iamra::session;
 
-use super::args::CredentialArgs;
+use super::args::DoctorArgs;
 use super::{CliError, client_options, identity_spec, password_sources, runtime, write_stdout};
-
-/// Flags of `doctor`: the credential flags plus what only diagnostics need.
-#[derive(Debug, Args, Clone)]
-pub struct DoctorArgs {
-    /// Credential flags, as for credential-process.
-    #[command(flatten)]
-    pub credential: CredentialArgs,
-    /// The trust anchor's CA certificate(s) (PEM): verify the chain locally.
-    #[arg(long, value_name = "FILE", env = "IAMRA_TRUST_ANCHOR_CERT")]
-    pub trust_anchor_cert: Option<PathBuf>,
-    /// Do not contact the endpoint (no TLS, clock or CreateSession check).
-    #[arg(long, env = "IAMRA_OFFLINE")]
-    pub offline: bool,
-    /// AWS config file to inspect (default: AWS_CONFIG_FILE, else ~/.aws/config).
-    #[arg(long, value_name = "FILE", env = "IAMRA_AWS_CONFIG")]
-    pub aws_config: Option<PathBuf>,
-}
 
 /// Runs the checks and prints `✔`/`⚠`/`✘`/`–` lines; fails when a check failed.
 pub fn run(a: DoctorArgs) -> Result<(), CliError> {

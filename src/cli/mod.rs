@@ -2,6 +2,7 @@
 //! the rendering of errors. No business logic lives here.
 
 pub mod args;
+mod daemon;
 mod doctor;
 mod exec;
 mod hints;
@@ -356,15 +357,13 @@ pub(crate) fn client_options(a: &CredentialArgs) -> session::ClientOptions {
         })
         .unwrap_or(3)
         .clamp(1, 10);
-    session::ClientOptions {
-        ca_bundle,
-        insecure: a.no_verify_ssl,
-        connect_timeout: Duration::from_secs(a.connect_timeout.max(1)),
-        attempt_timeout: Duration::from_secs(a.timeout.max(1)),
-        max_attempts,
-        deadline: Some(Duration::from_secs(a.total_timeout)),
-        ..session::ClientOptions::default()
-    }
+    session::ClientOptions::default()
+        .with_ca_bundle(ca_bundle)
+        .with_insecure(a.no_verify_ssl)
+        .with_connect_timeout(Duration::from_secs(a.connect_timeout.max(1)))
+        .with_attempt_timeout(Duration::from_secs(a.timeout.max(1)))
+        .with_max_attempts(max_attempts)
+        .with_deadline(Some(Duration::from_secs(a.total_timeout)))
 }
 
 /// The local checks of every flag that needs no file: platform flags, ARNs, region,

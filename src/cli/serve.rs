@@ -1,106 +1,20 @@
 //! `iamra serve`: a local IMDSv2-compatible (and optionally ECS-compatible)
 //! credentials endpoint, refreshed in the background.
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use iamra::clock::{Clock, SystemClock};
 use iamra::output::server::{self, Server, ServerConfig, ecs};
-use iamra::refresh::{CredentialSource as _, RefreshError, RefreshPolicy, Refresher};
+use iamra::refresh::{CredentialSource as _, Refresher};
 
 use super::CliError;
-use super::args::{CredentialArgs, go_bool, parse_duration};
-
-/// Flags of `serve`.
-#[derive(Debug, clap::Args, Clone)]
-pub struct Args {
-    /// Credential flags.
-    #[command(flatten)]
-    pub credential: CredentialArgs,
-    /// TCP port to listen on (0: any free port; the chosen one is printed).
-    #[arg(long, value_name = "PORT", default_value_t = server::DEFAULT_PORT, env = "IAMRA_PORT")]
-    pub port: u16,
-    /// Address to listen on: 127.0.0.1, ::1, or (with --allow-non-loopback-bind) another one.
-    #[arg(
-        long,
-        value_name = "ADDR",
-        default_value = "127.0.0.1",
-        env = "IAMRA_BIND"
-    )]
-    pub bind: IpAddr,
-    /// Allow a --bind address that other hosts can reach (for example a pod IP for a
-    /// sidecar); the hop limit must then be 1.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL", env = "IAMRA_ALLOW_NON_LOOPBACK_BIND")]
-    pub allow_non_loopback_bind: bool,
-    /// IP TTL / IPv6 hop limit set on every connection (1: answers cannot leave this host
-    /// or link, as on EC2).
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=255), env = "IAMRA_HOP_LIMIT")]
-    pub hop_limit: u8,
-    /// Threads answering requests (default: half the cores, at least 1, at most 4; the
-    /// clients run on this machine too and need the other half).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256), env = "IAMRA_THREADS")]
-    pub threads: Option<u16>,
-    /// Also serve the ECS container-credentials endpoint, with a token generated at start
-    /// and written to FILE (mode 0600) for AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE.
-    #[arg(
-        long,
-        value_name = "FILE",
-        conflicts_with = "ecs_token_from_file",
-        env = "IAMRA_ECS_TOKEN_FILE"
-    )]
-    pub ecs_token_file: Option<PathBuf>,
-    /// Also serve the ECS endpoint, with the token read from FILE (one line; `-` for
-    /// stdin, `env:NAME` for a variable).
-    #[arg(long, value_name = "FILE", env = "IAMRA_ECS_TOKEN_FROM_FILE")]
-    pub ecs_token_from_file: Option<PathBuf>,
-    /// Write the --ecs-token-file readable by this group (name or number; mode 0640)
-    /// instead of mode 0600, for clients running as another user of that group.
-    #[arg(
-        long,
-        value_name = "GROUP",
-        requires = "ecs_token_file",
-        env = "IAMRA_ECS_TOKEN_FILE_GROUP"
-    )]
-    pub ecs_token_file_group: Option<String>,
-    /// Serve the IMDSv2 routes. IMDSv2 has no secret: any local process can get
-    /// credentials from them. Default: true, and false when an ECS token is configured
-    /// (only holders of the token then get credentials).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, value_name = "BOOL", env = "IAMRA_IMDS")]
-    pub imds: Option<bool>,
-    /// Refresh this long before the credentials expire (e.g. 300, 90s, 5m, 1h), minus a
-    /// random tenth of the wait.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, env = "IAMRA_REFRESH_BEFORE")]
-    pub refresh_before: Duration,
-}
-
-/// Completes on SIGINT or SIGTERM. The handlers are installed when this is called
-/// (inside the runtime), not when the future is first polled, so a signal during
-/// start-up is not lost.
-pub(super) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
-    use tokio::signal::unix::{SignalKind, signal};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    async move {
-        match (term, int) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::warn!("cannot watch for SIGTERM/SIGINT ({e}); stop iamra with SIGKILL");
-                std::future::pending::<()>().await;
-            }
-        }
-        tracing::info!("signal received; stopping");
-    }
-}
+use super::args::ServeArgs;
+use super::daemon::{check_refresh_before, policy, refresh_error, shutdown_signal};
 
 /// Completes when the refresher has stopped for good, with its reason.
-pub(super) async fn stopped_reason(
+async fn stopped_reason(
     rx: &mut tokio::sync::watch::Receiver<iamra::refresh::Snapshot>,
 ) -> Arc<str> {
     loop {
@@ -110,37 +24,6 @@ pub(super) async fn stopped_reason(
         if rx.changed().await.is_err() {
             std::future::pending::<()>().await;
         }
-    }
-}
-
-/// The CLI error for a failed refresh.
-pub(super) fn refresh_error(e: RefreshError) -> CliError {
-    match e {
-        RefreshError::Session(e) => CliError::Session(e),
-        RefreshError::Identity(e) => CliError::Identity(e),
-        other => CliError::Unsupported(iamra::error::chain(&other)),
-    }
-}
-
-/// Checks `--refresh-before` against `--session-duration`.
-pub(super) fn check_refresh_before(
-    refresh_before: Duration,
-    session_duration: i64,
-) -> Result<(), CliError> {
-    if refresh_before.as_secs() >= u64::try_from(session_duration).unwrap_or(0) {
-        return Err(CliError::Unsupported(format!(
-            "--refresh-before {}s must be shorter than --session-duration {session_duration}",
-            refresh_before.as_secs()
-        )));
-    }
-    Ok(())
-}
-
-/// The refresh schedule for `--refresh-before`.
-pub(super) fn policy(refresh_before: Duration) -> RefreshPolicy {
-    RefreshPolicy {
-        refresh_before,
-        ..RefreshPolicy::default()
     }
 }
 
@@ -243,7 +126,7 @@ fn activated_listener() -> Result<Option<std::net::TcpListener>, CliError> {
 }
 
 /// Runs `serve` until SIGTERM or SIGINT.
-pub fn run(a: Args) -> Result<(), CliError> {
+pub fn run(a: ServeArgs) -> Result<(), CliError> {
     check_refresh_before(a.refresh_before, a.credential.session_duration)?;
     // Before anything else opens a descriptor (see activated_listener).
     let activated = activated_listener()?;
@@ -276,16 +159,12 @@ pub fn run(a: Args) -> Result<(), CliError> {
                 "--imds with an ECS token: any local process can get credentials from the IMDS routes, without the token"
             );
         }
-        let config = ServerConfig {
-            addr: SocketAddr::new(a.bind, a.port),
-            allow_non_loopback: a.allow_non_loopback_bind,
-            hop_limit: a.hop_limit,
-            role_arn,
-            ecs_token: ecs_token.clone(),
-            imds,
-            limits: server::Limits::default(),
-            threads: a.threads.map_or_else(server::default_threads, usize::from),
-        };
+        let config = ServerConfig::new(SocketAddr::new(a.bind, a.port), role_arn)
+            .with_allow_non_loopback(a.allow_non_loopback_bind)
+            .with_hop_limit(a.hop_limit)
+            .with_ecs_token(ecs_token.clone())
+            .with_imds(imds)
+            .with_threads(a.threads.map_or_else(server::default_threads, usize::from));
         let server = match activated {
             Some(listener) => {
                 tracing::info!(

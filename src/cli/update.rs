@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use iamra::clock::{Clock, SystemClock};
 use iamra::credentials::TemporaryCredentials;
@@ -12,31 +11,8 @@ use iamra::refresh::{CredentialSource as _, Refresher};
 use rand::Rng as _;
 
 use super::CliError;
-use super::args::{CredentialArgs, go_bool, parse_duration};
-use super::serve::{check_refresh_before, policy, refresh_error, shutdown_signal};
-
-/// Flags of `update`.
-#[derive(Debug, clap::Args, Clone)]
-pub struct Args {
-    /// Credential flags.
-    #[command(flatten)]
-    pub credential: CredentialArgs,
-    /// Profile (section) of the credentials file to write; created if absent.
-    #[arg(
-        long,
-        value_name = "NAME",
-        default_value = "default",
-        env = "IAMRA_PROFILE"
-    )]
-    pub profile: String,
-    /// Write the credentials once and exit, instead of refreshing them until stopped.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL", env = "IAMRA_ONCE")]
-    pub once: bool,
-    /// Refresh this long before the credentials expire (e.g. 300, 90s, 5m, 1h), minus a
-    /// random tenth of the wait.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration, env = "IAMRA_REFRESH_BEFORE")]
-    pub refresh_before: Duration,
-}
+use super::args::UpdateArgs;
+use super::daemon::{check_refresh_before, policy, refresh_error, shutdown_signal};
 
 async fn write(
     path: PathBuf,
@@ -59,7 +35,7 @@ async fn write(
 }
 
 /// Runs `update`.
-pub fn run(a: Args) -> Result<(), CliError> {
+pub fn run(a: UpdateArgs) -> Result<(), CliError> {
     credentials_file::check_profile(&a.profile)?;
     let path = credentials_file::default_path()?;
     credentials_file::check_path(&path)?;
@@ -80,7 +56,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
             format!(
                 "wrote credentials {} (valid until {}) to profile {} of {}",
                 c.access_key_id(),
-                iamra::output::utc_seconds(c.expires_at()),
+                iamra::utc::rfc3339(c.expires_at()),
                 a.profile,
                 path.display()
             )

@@ -283,7 +283,7 @@ pub(crate) fn from_pkcs8(der: &[u8], path: &Path) -> Result<FileKey, KeyError> {
             .map(FileKey::MlDsa),
             None => Err(unsupported(
                 path,
-                &super::mldsa::describe_other_nist_oid(other)
+                &crate::public_key::describe_other_nist_oid(other)
                     .unwrap_or_else(|| format!("OID {other}")),
             )),
         },

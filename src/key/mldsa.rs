@@ -18,88 +18,7 @@ use pkcs8::der::{Decode as _, Reader as _, TagNumber, asn1::OctetStringRef};
 use zeroize::Zeroizing;
 
 use super::KeyError;
-
-/// The OID arc of NIST's signature algorithms (ML-DSA, SLH-DSA, HashML-DSA).
-const NIST_SIG_ARC: &str = "2.16.840.1.101.3.4.3.";
-
-/// An ML-DSA parameter set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MlDsaParameterSet {
-    /// ML-DSA-44 (NIST category 2).
-    MlDsa44,
-    /// ML-DSA-65 (NIST category 3).
-    MlDsa65,
-    /// ML-DSA-87 (NIST category 5).
-    MlDsa87,
-}
-
-impl MlDsaParameterSet {
-    /// Every parameter set, smallest first.
-    pub const ALL: [MlDsaParameterSet; 3] = [Self::MlDsa44, Self::MlDsa65, Self::MlDsa87];
-
-    /// `ML-DSA-44`, `ML-DSA-65` or `ML-DSA-87`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::MlDsa44 => "ML-DSA-44",
-            Self::MlDsa65 => "ML-DSA-65",
-            Self::MlDsa87 => "ML-DSA-87",
-        }
-    }
-
-    /// The algorithm OID (id-ml-dsa-44 / -65 / -87), used for keys and signatures.
-    pub fn oid(self) -> &'static str {
-        match self {
-            Self::MlDsa44 => "2.16.840.1.101.3.4.3.17",
-            Self::MlDsa65 => "2.16.840.1.101.3.4.3.18",
-            Self::MlDsa87 => "2.16.840.1.101.3.4.3.19",
-        }
-    }
-
-    /// The parameter set of an algorithm OID, `None` for any other OID.
-    pub fn from_oid(oid: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.oid() == oid)
-    }
-
-    /// Length of the encoded public key.
-    pub fn public_key_len(self) -> usize {
-        match self {
-            Self::MlDsa44 => 1312,
-            Self::MlDsa65 => 1952,
-            Self::MlDsa87 => 2592,
-        }
-    }
-
-    /// Length of the expanded private key.
-    pub fn expanded_key_len(self) -> usize {
-        match self {
-            Self::MlDsa44 => 2560,
-            Self::MlDsa65 => 4032,
-            Self::MlDsa87 => 4896,
-        }
-    }
-
-    /// Length of a signature.
-    pub fn signature_len(self) -> usize {
-        match self {
-            Self::MlDsa44 => 2420,
-            Self::MlDsa65 => 3309,
-            Self::MlDsa87 => 4627,
-        }
-    }
-}
-
-/// What an OID of the NIST signature arc that is not ML-DSA is, for error messages;
-/// `None` outside that arc.
-pub(crate) fn describe_other_nist_oid(oid: &str) -> Option<String> {
-    let n: u32 = oid.strip_prefix(NIST_SIG_ARC)?.parse().ok()?;
-    Some(match n {
-        20..=31 => format!("SLH-DSA (OID {oid})"),
-        32 => "HashML-DSA-44 (pre-hash)".into(),
-        33 => "HashML-DSA-65 (pre-hash)".into(),
-        34 => "HashML-DSA-87 (pre-hash)".into(),
-        _ => format!("OID {oid} (not ML-DSA-44/65/87)"),
-    })
-}
+use crate::public_key::MlDsaParameterSet;
 
 /// Verifies a pure ML-DSA signature with the empty context; false for a key,
 /// signature or message that does not fit.
@@ -415,19 +334,6 @@ pub(crate) fn from_pkcs8(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parameter_sets_round_trip_through_their_oids() {
-        for set in MlDsaParameterSet::ALL {
-            assert_eq!(MlDsaParameterSet::from_oid(set.oid()), Some(set));
-        }
-        assert_eq!(MlDsaParameterSet::from_oid("2.16.840.1.101.3.4.3.20"), None);
-        assert_eq!(
-            describe_other_nist_oid("2.16.840.1.101.3.4.3.33").as_deref(),
-            Some("HashML-DSA-65 (pre-hash)")
-        );
-        assert_eq!(describe_other_nist_oid("1.2.3"), None);
-    }
 
     #[test]
     fn short_vector_check_accepts_derived_keys_and_refuses_out_of_range_ones() {

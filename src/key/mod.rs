@@ -14,39 +14,19 @@ pub mod tpm;
 use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
-use x509_parser::x509::SubjectPublicKeyInfo;
 
 pub use self::pkcs12::{Pkcs12Identity, is_pkcs12, load_pkcs12};
 pub(crate) use file::load_key_bytes_on;
 pub use file::{FileKey, load_key, load_key_bytes, load_key_on};
+pub use mldsa::MlDsaKey;
 pub(crate) use mldsa::verify as mldsa_verify;
-pub use mldsa::{MlDsaKey, MlDsaParameterSet};
 pub use tpm::{TpmError, TpmHandle, TpmKey};
+
+// Defined in a leaf module that `cert` imports too (no cert <-> key cycle).
+pub use crate::public_key::{KeyAlgorithm, MlDsaParameterSet, PublicKey};
 
 use crate::error::ErrorKind;
 use crate::input::ReadError;
-
-/// The signature families Roles Anywhere accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyAlgorithm {
-    /// RSASSA-PKCS1-v1_5.
-    Rsa,
-    /// ECDSA with a DER `Ecdsa-Sig-Value`.
-    Ecdsa,
-    /// Pure ML-DSA (FIPS 204), empty context, over the message itself.
-    MlDsa,
-}
-
-impl KeyAlgorithm {
-    /// The SigV4-X509 algorithm name used in `Authorization`.
-    pub fn sigv4_name(self) -> &'static str {
-        match self {
-            KeyAlgorithm::Rsa => "AWS4-X509-RSA-SHA256",
-            KeyAlgorithm::Ecdsa => "AWS4-X509-ECDSA-SHA256",
-            KeyAlgorithm::MlDsa => "AWS4-X509-MLDSA",
-        }
-    }
-}
 
 /// Hash used for a signature. Requests always use SHA-256; `sign-string` may ask
 /// for the others. ML-DSA signs the message itself and ignores it.
@@ -63,136 +43,24 @@ pub enum Digest {
 
 impl Digest {
     /// Hashes `data`.
-    pub fn hash(self, data: &[u8]) -> ring::digest::Digest {
+    pub fn hash(self, data: &[u8]) -> Hash {
         let alg = match self {
             Digest::Sha256 => &ring::digest::SHA256,
             Digest::Sha384 => &ring::digest::SHA384,
             Digest::Sha512 => &ring::digest::SHA512,
         };
-        ring::digest::digest(alg, data)
+        Hash(ring::digest::digest(alg, data))
     }
 }
 
-/// A public key of a kind Roles Anywhere accepts.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PublicKey {
-    /// RSA; `pkcs1` is the `RSAPublicKey` DER.
-    Rsa {
-        /// `RSAPublicKey` DER.
-        pkcs1: Vec<u8>,
-        /// Modulus size in bits.
-        bits: usize,
-    },
-    /// EC P-256; the uncompressed SEC 1 point.
-    P256(Vec<u8>),
-    /// EC P-384; the uncompressed SEC 1 point.
-    P384(Vec<u8>),
-    /// ML-DSA; the raw FIPS 204 public key (1312 / 1952 / 2592 bytes).
-    MlDsa {
-        /// The parameter set.
-        set: MlDsaParameterSet,
-        /// The encoded public key.
-        key: Vec<u8>,
-    },
-}
+/// A hash computed by [`Digest::hash`]; its bytes through `as_ref()`. (Wraps the
+/// crypto library's type, which stays out of the public API.)
+#[derive(Clone, Copy, Debug)]
+pub struct Hash(ring::digest::Digest);
 
-const OID_RSA: &str = "1.2.840.113549.1.1.1";
-const OID_EC: &str = "1.2.840.10045.2.1";
-const OID_P256: &str = "1.2.840.10045.3.1.7";
-const OID_P384: &str = "1.3.132.0.34";
-
-impl PublicKey {
-    /// Reads a certificate's subject public key. The error names the unsupported kind.
-    pub fn from_spki(spki: &SubjectPublicKeyInfo<'_>) -> Result<Self, String> {
-        let alg = spki.algorithm.algorithm.to_id_string();
-        let data = spki.subject_public_key.data.to_vec();
-        match alg.as_str() {
-            OID_RSA => {
-                let bits = match spki.parsed() {
-                    Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => rsa.key_size(),
-                    _ => return Err("malformed RSA".into()),
-                };
-                if bits < 2048 {
-                    return Err(format!("RSA-{bits}"));
-                }
-                Ok(PublicKey::Rsa { pkcs1: data, bits })
-            }
-            OID_EC => {
-                let curve = spki
-                    .algorithm
-                    .parameters
-                    .as_ref()
-                    .and_then(|p| p.as_oid().ok())
-                    .map(|o| o.to_id_string())
-                    .unwrap_or_default();
-                match curve.as_str() {
-                    OID_P256 if data.len() == 65 => Ok(PublicKey::P256(data)),
-                    OID_P384 if data.len() == 97 => Ok(PublicKey::P384(data)),
-                    OID_P256 | OID_P384 => Err("compressed or malformed EC".into()),
-                    "1.3.132.0.35" => Err("EC P-521".into()),
-                    other => Err(format!("EC (curve {other})")),
-                }
-            }
-            "1.3.101.112" => Err("Ed25519".into()),
-            "1.3.101.113" => Err("Ed448".into()),
-            "1.2.840.10040.4.1" => Err("DSA".into()),
-            "1.2.840.113549.1.1.10" => Err("RSA-PSS".into()),
-            other => {
-                match MlDsaParameterSet::from_oid(other) {
-                    Some(set) if spki.algorithm.parameters.is_some() => {
-                        Err(format!("{} (with parameters)", set.name()))
-                    }
-                    Some(set) if data.len() != set.public_key_len() => Err(format!(
-                        "{} (public key of {} bytes, not {})",
-                        set.name(),
-                        data.len(),
-                        set.public_key_len()
-                    )),
-                    Some(set) => Ok(PublicKey::MlDsa { set, key: data }),
-                    None => Err(mldsa::describe_other_nist_oid(other)
-                        .unwrap_or_else(|| format!("OID {other}"))),
-                }
-            }
-        }
-    }
-
-    /// The signature family this key signs with.
-    pub fn algorithm(&self) -> KeyAlgorithm {
-        match self {
-            PublicKey::Rsa { .. } => KeyAlgorithm::Rsa,
-            PublicKey::P256(_) | PublicKey::P384(_) => KeyAlgorithm::Ecdsa,
-            PublicKey::MlDsa { .. } => KeyAlgorithm::MlDsa,
-        }
-    }
-
-    /// The encoded public key: `RSAPublicKey` DER, the uncompressed point, or the
-    /// raw ML-DSA key.
-    pub fn raw_bytes(&self) -> &[u8] {
-        match self {
-            PublicKey::Rsa { pkcs1, .. } => pkcs1,
-            PublicKey::P256(p) | PublicKey::P384(p) => p,
-            PublicKey::MlDsa { key, .. } => key,
-        }
-    }
-
-    /// `"RSA"`, `"EC"` or the ML-DSA parameter set (`"ML-DSA-65"`), as
-    /// `read-certificate-data` prints it.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            PublicKey::Rsa { .. } => "RSA",
-            PublicKey::P256(_) | PublicKey::P384(_) => "EC",
-            PublicKey::MlDsa { set, .. } => set.name(),
-        }
-    }
-
-    /// A short description such as `RSA-2048` or `EC P-256`.
-    pub fn describe(&self) -> String {
-        match self {
-            PublicKey::Rsa { bits, .. } => format!("RSA-{bits}"),
-            PublicKey::P256(_) => "EC P-256".into(),
-            PublicKey::P384(_) => "EC P-384".into(),
-            PublicKey::MlDsa { set, .. } => set.name().into(),
-        }
+impl AsRef<[u8]> for Hash {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_ref()
     }
 }
 

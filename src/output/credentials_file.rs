@@ -33,14 +33,14 @@
 //! other's writes.
 
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
-use std::io::{Read as _, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
-use std::os::unix::fs::{PermissionsExt as _, fchown};
+use std::fs::File;
+use std::io::Read as _;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
+use crate::atomic_file::{self, FileError, FileLock, Mode, PRIVATE_FILE_MODE};
 use crate::credentials::TemporaryCredentials;
 
 /// The three keys iamra manages, in the order they are written.
@@ -55,11 +55,6 @@ pub const EXPIRATION_COMMENT: &str = "# iamra: credentials expire at ";
 
 /// Largest credentials file iamra rewrites.
 pub const MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
-
-/// Mode of a new credentials file.
-const NEW_FILE_MODE: u32 = 0o600;
-/// Mode of a folder iamra creates.
-const NEW_DIR_MODE: u32 = 0o700;
 
 /// Writing the credentials file failed.
 #[derive(Debug, thiserror::Error)]
@@ -287,7 +282,7 @@ pub fn rewrite(
     news.push(Zeroizing::new(
         format!(
             "{EXPIRATION_COMMENT}{}",
-            super::utc_seconds(creds.expires_at())
+            crate::utc::rfc3339(creds.expires_at())
         )
         .into_bytes(),
     ));
@@ -443,55 +438,12 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Credent
     move |source| CredentialsFileError::Io { what, path, source }
 }
 
-/// How [`write_atomically`] sets the mode of the file it writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Keep an existing file's mode (and owner); use this mode for a new file.
-    KeepOr(u32),
-    /// Always this mode.
-    Exactly(u32),
-    /// Keep an existing file's owner, but always this mode.
-    KeepOwner(u32),
-    /// Always this mode, and this group (the file is given to the group before it
-    /// appears under its name).
-    ExactlyWithGroup(u32, u32),
-}
-
-/// An exclusive advisory lock on `<file>.lock` next to `file`, released on drop.
-#[derive(Debug)]
-pub struct FileLock {
-    _file: File,
-}
-
-/// Takes the writers' lock of `file` (see the module docs), blocking until it is free.
-pub fn lock(file: &Path) -> Result<FileLock, CredentialsFileError> {
-    let mut name = file.file_name().unwrap_or_default().to_os_string();
-    name.push(".lock");
-    let lock_path = file.with_file_name(name);
-    let f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(NEW_FILE_MODE)
-        // A symlink planted as the lock file must not make us create or lock
-        // another file.
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&lock_path)
-        .map_err(io("open the lock file", &lock_path))?;
-    f.lock().map_err(io("lock", &lock_path))?;
-    Ok(FileLock { _file: f })
-}
-
-/// Creates the folder of `file` (mode 0700) when it is missing.
-pub fn create_folder(file: &Path) -> Result<(), CredentialsFileError> {
-    match file.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(NEW_DIR_MODE)
-            .create(dir)
-            .map_err(io("create the folder", dir)),
-        _ => Ok(()),
+impl From<FileError> for CredentialsFileError {
+    fn from(e: FileError) -> Self {
+        match e {
+            FileError::Io { what, path, source } => Self::Io { what, path, source },
+            FileError::NotAFile { path } => Self::NotAFile { path },
+        }
     }
 }
 
@@ -503,83 +455,6 @@ fn resolve(path: &Path) -> Result<PathBuf, CredentialsFileError> {
         }
         _ => Ok(path.to_path_buf()),
     }
-}
-
-/// Replaces `path` with `data` atomically (temporary file in the same folder, fsync,
-/// rename, fsync of the folder). The caller holds the lock if it needs one.
-pub fn write_atomically(path: &Path, data: &[u8], mode: Mode) -> Result<(), CredentialsFileError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let existing = match std::fs::metadata(path) {
-        Ok(m) if !m.is_file() => {
-            return Err(CredentialsFileError::NotAFile {
-                path: path.to_path_buf(),
-            });
-        }
-        Ok(m) => Some(m),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io("inspect", path)(e)),
-    };
-    let final_mode = match (mode, &existing) {
-        (Mode::KeepOr(_), Some(m)) => m.permissions().mode() & 0o7777,
-        (
-            Mode::KeepOr(new)
-            | Mode::Exactly(new)
-            | Mode::ExactlyWithGroup(new, _)
-            | Mode::KeepOwner(new),
-            _,
-        ) => new,
-    };
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let (tmp_path, mut tmp) = loop {
-        let candidate = dir.join(format!(
-            ".{name}.iamra-{}-{:016x}.tmp",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&candidate)
-        {
-            Ok(f) => break (candidate, f),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(io("create a temporary file in", &dir)(e)),
-        }
-    };
-    let result = (|| {
-        tmp.write_all(data).map_err(io("write", &tmp_path))?;
-        if let Mode::ExactlyWithGroup(_, gid) = mode {
-            fchown(&tmp, None, Some(gid)).map_err(io("give the group to", &tmp_path))?;
-        }
-        tmp.set_permissions(std::fs::Permissions::from_mode(final_mode))
-            .map_err(io("set the mode of", &tmp_path))?;
-        if let (Mode::KeepOr(_) | Mode::KeepOwner(_), Some(m)) = (mode, &existing) {
-            let ours = tmp.metadata().map_err(io("inspect", &tmp_path))?;
-            if (ours.uid(), ours.gid()) != (m.uid(), m.gid())
-                && let Err(e) = fchown(&tmp, Some(m.uid()), Some(m.gid()))
-            {
-                tracing::warn!(
-                    "cannot give {} its previous owner {}:{} back ({e}); it is now owned by this process",
-                    path.display(),
-                    m.uid(),
-                    m.gid()
-                );
-            }
-        }
-        tmp.sync_all().map_err(io("sync", &tmp_path))?;
-        std::fs::rename(&tmp_path, path).map_err(io("replace", path))?;
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io("sync the folder", &dir))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp_path);
-    }
-    result
 }
 
 /// Reads the credentials file (empty when it does not exist yet).
@@ -618,9 +493,9 @@ pub fn write_profile(
     creds: &TemporaryCredentials,
 ) -> Result<(), CredentialsFileError> {
     check_profile(profile)?;
-    create_folder(path)?;
+    atomic_file::create_folder(path)?;
     let target = resolve(path)?;
-    let _lock = lock(&target)?;
+    let _lock = FileLock::acquire(&atomic_file::lock_path_of(&target))?;
     let original = read_existing(&target)?;
     let updated = rewrite(&original, profile, creds)?;
     // The file now holds a secret key: whatever its mode was, it becomes 0600 (as
@@ -629,7 +504,7 @@ pub fn write_profile(
         .ok()
         .map(|m| m.mode() & 0o7777)
         .filter(|m| m & 0o077 != 0);
-    write_atomically(&target, &updated, Mode::KeepOwner(NEW_FILE_MODE))?;
+    atomic_file::write_atomically(&target, &updated, Mode::KeepOwner(PRIVATE_FILE_MODE))?;
     if let Some(old) = loose {
         tracing::warn!(
             "credentials file {} was mode {old:04o}, readable by other users; it is now 0600",

@@ -37,8 +37,8 @@ pub fn render(entries: &[Entry<'_>]) -> String {
             e.uri,
             c.issuer(),
             c.serial_hex().to_ascii_uppercase(),
-            crate::cert::rfc3339(c.not_before()),
-            crate::cert::rfc3339(c.not_after()),
+            crate::utc::rfc3339(c.not_before()),
+            crate::utc::rfc3339(c.not_after()),
         );
     }
     out

@@ -7,23 +7,6 @@ pub mod process;
 pub mod server;
 pub mod sign_string;
 
-/// Formats a time as `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds): the form every AWS
-/// SDK parses in IMDS and container-credentials answers.
-pub fn utc_seconds(t: ::time::OffsetDateTime) -> String {
-    // Never panics: a time that has no UTC form inside years ±9999 is shown with
-    // its own offset's fields (parse_success refuses such expirations anyway).
-    let t = t.checked_to_offset(::time::UtcOffset::UTC).unwrap_or(t);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
 /// One piece of a document built by [`secret_document`].
 pub(crate) enum Part<'a> {
     /// Text copied as it is.

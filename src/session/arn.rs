@@ -33,6 +33,7 @@ impl ArnKind {
 /// An ARN failed its local check.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{} {} is not a valid ARN: {reason} (expected {})", kind.field(), crate::error::quote(value), kind.expected())]
+#[non_exhaustive]
 pub struct ArnError {
     /// Which ARN.
     pub kind: ArnKind,

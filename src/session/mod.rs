@@ -22,6 +22,9 @@ use rand::Rng as _;
 
 pub use arn::{Arn, ArnError, ArnKind};
 pub use endpoint::EndpointError;
+/// The URL type of the endpoint functions and [`SessionParams::url`] (the `url`
+/// crate's, through reqwest), re-exported on purpose.
+pub use reqwest::Url;
 pub use response::ServiceError;
 
 use crate::clock::Clock;
@@ -315,8 +318,9 @@ impl SessionParams {
     }
 }
 
-/// How the HTTPS client behaves.
+/// How the HTTPS client behaves: `ClientOptions::default()` and the `with_*` methods.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientOptions {
     /// Trust only these CA certificates (PEM bundle) instead of the system roots.
     pub ca_bundle: Option<PathBuf>,
@@ -352,6 +356,17 @@ impl Default for ClientOptions {
         }
     }
 }
+
+with_setters!(ClientOptions {
+    with_ca_bundle => ca_bundle: Option<PathBuf>,
+    with_insecure => insecure: bool,
+    with_connect_timeout => connect_timeout: Duration,
+    with_attempt_timeout => attempt_timeout: Duration,
+    with_max_attempts => max_attempts: u32,
+    with_base_delay => base_delay: Duration,
+    with_max_delay => max_delay: Duration,
+    with_deadline => deadline: Option<Duration>,
+});
 
 /// A `CreateSession` client. Build it once and re-use it (connections are pooled).
 #[derive(Debug, Clone)]

@@ -129,6 +129,7 @@ fn describe_json_error(e: &serde_json::Error) -> String {
 
 /// An error answer from the service.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServiceError {
     /// HTTP status.
     pub status: u16,

@@ -11,9 +11,9 @@
 
 pub mod canonical_request;
 
-use ::time::OffsetDateTime;
-
 use crate::key::{Digest, SignError, SigningKey};
+/// `YYYYMMDDTHHMMSSZ` for `X-Amz-Date` (the formatter lives in [`crate::utc`]).
+pub use crate::utc::amz_date;
 
 /// The service name in the credential scope.
 pub const SERVICE: &str = "rolesanywhere";
@@ -46,20 +46,6 @@ pub struct SigningOutput {
     pub signature: String,
     /// The whole `Authorization` header value.
     pub authorization: String,
-}
-
-/// `YYYYMMDDTHHMMSSZ` for `X-Amz-Date`.
-pub fn amz_date(t: OffsetDateTime) -> String {
-    let t = t.to_offset(::time::UtcOffset::UTC);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
 }
 
 /// `DATE/REGION/rolesanywhere/aws4_request`.

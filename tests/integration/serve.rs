@@ -665,16 +665,15 @@ mod library {
     fn with_server(rx: watch::Receiver<Snapshot>, limits: Limits, body: impl FnOnce(&str)) {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let server = rt.block_on(async {
-            Server::bind(ServerConfig {
-                addr: "127.0.0.1:0".parse().unwrap(),
-                allow_non_loopback: false,
-                hop_limit: 1,
-                role_arn: Arn::parse(ArnKind::Role, ROLE_ARN).unwrap(),
-                ecs_token: Some(SecretString::from("library-ecs-token-0123456789")),
-                imds: true,
-                limits,
-                threads: 2,
-            })
+            Server::bind(
+                ServerConfig::new(
+                    "127.0.0.1:0".parse().unwrap(),
+                    Arn::parse(ArnKind::Role, ROLE_ARN).unwrap(),
+                )
+                .with_ecs_token(Some(SecretString::from("library-ecs-token-0123456789")))
+                .with_limits(limits)
+                .with_threads(2),
+            )
             .unwrap()
         });
         let addr = server.local_addr().to_string();
@@ -700,16 +699,13 @@ mod library {
             .build()
             .unwrap();
         rt.block_on(async {
-            let server = Server::bind(ServerConfig {
-                addr: "127.0.0.1:0".parse().unwrap(),
-                allow_non_loopback: false,
-                hop_limit: 1,
-                role_arn: Arn::parse(ArnKind::Role, ROLE_ARN).unwrap(),
-                ecs_token: None,
-                imds: true,
-                limits: Limits::default(),
-                threads: 1,
-            })
+            let server = Server::bind(
+                ServerConfig::new(
+                    "127.0.0.1:0".parse().unwrap(),
+                    Arn::parse(ArnKind::Role, ROLE_ARN).unwrap(),
+                )
+                .with_threads(1),
+            )
             .unwrap();
             let addr = server.local_addr().to_string();
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -787,11 +783,9 @@ mod library {
             credentials: Some(creds(600)),
             ..Snapshot::default()
         });
-        let limits = Limits {
-            header_timeout: Duration::from_millis(300),
-            body_timeout: Duration::from_millis(300),
-            ..Limits::default()
-        };
+        let limits = Limits::default()
+            .with_header_timeout(Duration::from_millis(300))
+            .with_body_timeout(Duration::from_millis(300));
         with_server(rx, limits, |a| {
             // Headers that never finish: the connection is closed.
             let mut s = connect(a);

@@ -276,7 +276,7 @@ fn sign_string_with_sha384_and_sha512_verifies_with_openssl() {
             _,
         >>::from_der(&blocks[0].der)
         .unwrap();
-        let public = iamra::key::PublicKey::from_spki(&spki).unwrap();
+        let public = iamra::key::PublicKey::from_spki_der(spki.raw).unwrap();
         let message = iamra::output::sign_string::test_message(&public);
         let msg_file = tpm.scratch().join(format!("{name}.msg"));
         std::fs::write(&msg_file, &message).unwrap();

@@ -267,7 +267,7 @@ pub(super) fn build(
                 .insert("AWS_SESSION_TOKEN".into(), c.session_token().into());
             env.vars.insert(
                 "AWS_CREDENTIAL_EXPIRATION".into(),
-                iamra::output::utc_seconds(c.expires_at()).into(),
+                iamra::utc::rfc3339(c.expires_at()).into(),
             );
         }
     }
@@ -377,7 +377,7 @@ mod tests {
             "ASIAX".into(),
             SecretString::from("sk"),
             SecretString::from("st"),
-            iamra::output::utc_seconds(exp),
+            iamra::utc::rfc3339(exp),
             exp,
         );
         let env = build(

@@ -32,35 +32,9 @@ use iamra::clock::{Clock, SystemClock};
 use iamra::output::server::{self, Server, ServerConfig, ecs};
 use iamra::refresh::Refresher;
 
-use super::args::{CredentialProcessArgs, IdentityArgs, go_bool, parse_duration};
-use super::serve::{check_refresh_before, policy};
+use super::args::{ExecArgs, IdentityArgs};
+use super::daemon::{check_refresh_before, policy};
 use super::{CliError, prepare, prepare_with, process_credentials, runtime, session_params};
-
-/// Flags of `exec`.
-#[derive(Debug, clap::Args, Clone)]
-#[command(
-    after_help = "Exit status: the command's (128+N if signal N ended it); 127 if the command is not found, 126 if it cannot be run; 1 if iamra fails before starting it; 2 usage error."
-)]
-pub struct Args {
-    /// Credential and cache flags, as for credential-process.
-    #[command(flatten)]
-    pub process: CredentialProcessArgs,
-    /// Give the command the credentials as AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-    /// AWS_SESSION_TOKEN and AWS_CREDENTIAL_EXPIRATION (for tools that read only
-    /// variables) instead of a private refreshing endpoint; they are not refreshed.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", value_name = "BOOL", env = "IAMRA_EXEC_ENV")]
-    pub env: bool,
-    /// With --env: refuse to start the command unless the credentials stay valid this
-    /// long (e.g. 90s, 30m, 2h); cached ones with less left are replaced first.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "IAMRA_MIN_REMAINING")]
-    pub min_remaining: Option<Duration>,
-    /// Words before `--` (an error: the command goes after `--`).
-    #[arg(hide = true, value_name = "WORD")]
-    pub misplaced: Vec<OsString>,
-    /// The command and its arguments, after `--`.
-    #[arg(last = true, value_name = "COMMAND")]
-    pub command: Vec<OsString>,
-}
 
 /// `exec` could not run the command.
 #[derive(Debug, thiserror::Error)]
@@ -192,12 +166,12 @@ fn env_sources(a: &IdentityArgs, intermediates: Option<&Path>) -> Vec<OsString> 
 }
 
 /// Runs `exec`: exits with the command's status, or returns iamra's own error.
-pub fn run(a: Args) -> Result<(), CliError> {
+pub fn run(a: ExecArgs) -> Result<(), CliError> {
     let code = run_command(a)?;
     std::process::exit(code)
 }
 
-fn run_command(a: Args) -> Result<i32, CliError> {
+fn run_command(a: ExecArgs) -> Result<i32, CliError> {
     if let Some(first) = a.misplaced.first() {
         return Err(ExecError::Misplaced(shorten(&first.to_string_lossy(), 100)).into());
     }
@@ -233,7 +207,7 @@ fn log_notes(env: &env::ChildEnv) {
 }
 
 fn env_mode(
-    a: &Args,
+    a: &ExecArgs,
     inherited: &[std::os::fd::RawFd],
     remove: &[OsString],
 ) -> Result<i32, CliError> {
@@ -259,7 +233,7 @@ fn env_mode(
     if a.min_remaining.is_some() && left < i64::try_from(min.as_secs()).unwrap_or(i64::MAX) {
         return Err(ExecError::TooShort {
             left: left.max(0),
-            until: iamra::output::utc_seconds(creds.expires_at()),
+            until: iamra::utc::rfc3339(creds.expires_at()),
             min: min.as_secs(),
         }
         .into());
@@ -278,7 +252,7 @@ fn env_mode(
 }
 
 fn endpoint_mode(
-    a: &Args,
+    a: &ExecArgs,
     inherited: &[std::os::fd::RawFd],
     remove: &[OsString],
 ) -> Result<i32, CliError> {
@@ -295,21 +269,17 @@ fn endpoint_mode(
         )?)
     })?;
     let token = ecs::generate();
-    let server = Server::bind(ServerConfig {
-        addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        allow_non_loopback: false,
-        hop_limit: 1,
-        role_arn: p.params.role().clone(),
-        ecs_token: Some(token.clone()),
-        // The ECS route only: every IMDS path is 404. An IMDS token is given to
-        // anyone who asks, and these credentials are for the token's holder alone.
-        imds: false,
-        limits: server::Limits {
-            shutdown_grace: Duration::from_secs(1),
-            ..server::Limits::default()
-        },
-        threads: 1,
-    })?;
+    // The ECS route only: every IMDS path is 404. An IMDS token is given to anyone
+    // who asks, and these credentials are for the token's holder alone.
+    let config = ServerConfig::new(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        p.params.role().clone(),
+    )
+    .with_ecs_token(Some(token.clone()))
+    .with_imds(false)
+    .with_limits(server::Limits::default().with_shutdown_grace(Duration::from_secs(1)))
+    .with_threads(1);
+    let server = Server::bind(config)?;
     let uri = format!("http://{}{}", server.local_addr(), ecs::PATH);
     let env = env::build(
         std::env::vars_os(),

@@ -33,7 +33,7 @@ use tss_esapi::tss2_esys::TPMT_TK_HASHCHECK;
 use tss_esapi::{Context, TctiNameConf};
 use zeroize::Zeroizing;
 
-use super::backend::{Backend, KeyRef, Opener};
+use super::backend::contract::{Backend, KeyRef, Opener};
 use super::tcti::TctiConfig;
 use super::tss2::{Hierarchy, Parent, Tss2Key};
 use super::{DaReport, DaState, TpmError, rsa_public_der};

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 use super::TpmError;
-use super::backend::{Backend, KeyRef};
+use super::backend::contract::{Backend, KeyRef};
 use super::tcti::TctiConfig;
 use crate::key::{Digest, PublicKey};
 

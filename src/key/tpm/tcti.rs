@@ -45,6 +45,7 @@ impl std::fmt::Display for TctiOrigin {
 
 /// A checked TCTI configuration.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct TctiConfig {
     /// `name:conf` as libtss2's TCTI loader takes it, e.g. `swtpm:host=127.0.0.1,port=2321`.
     pub conf: String,
@@ -80,6 +81,7 @@ impl TctiConfig {
 /// A TCTI setting that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{variable}={} cannot be used: {reason}", crate::error::quote(value))]
+#[non_exhaustive]
 pub struct TctiError {
     /// The variable.
     #[serde(deserialize_with = "super::wire::static_str")]

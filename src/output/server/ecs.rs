@@ -18,9 +18,9 @@ use secrecy::{ExposeSecret as _, SecretString};
 use zeroize::Zeroizing;
 
 use super::{Resp, ServeError, State, reply, unavailable_reason};
+use crate::atomic_file::{self, FileError, Mode, PRIVATE_FILE_MODE};
 use crate::credentials::TemporaryCredentials;
-use crate::output::credentials_file::{self, Mode};
-use crate::output::utc_seconds;
+use crate::utc::rfc3339;
 
 /// The route.
 pub const PATH: &str = "/v1/credentials";
@@ -77,16 +77,16 @@ pub fn write_token_file(
     token: &SecretString,
     group: Option<u32>,
 ) -> Result<(), ServeError> {
-    let err = |e: credentials_file::CredentialsFileError| ServeError::TokenFile {
+    let err = |e: FileError| ServeError::TokenFile {
         path: path.to_path_buf(),
         reason: format!("cannot be written: {}", crate::error::chain(&e)),
     };
-    credentials_file::create_folder(path).map_err(err)?;
+    atomic_file::create_folder(path).map_err(err)?;
     let mode = match group {
         Some(gid) => Mode::ExactlyWithGroup(0o640, gid),
-        None => Mode::Exactly(0o600),
+        None => Mode::Exactly(PRIVATE_FILE_MODE),
     };
-    credentials_file::write_atomically(path, token.expose_secret().as_bytes(), mode).map_err(err)
+    atomic_file::write_atomically(path, token.expose_secret().as_bytes(), mode).map_err(err)
 }
 
 /// Reads a token from `path` (`-` for stdin, `env:NAME`): one line of printable
@@ -190,7 +190,7 @@ pub fn credentials_json(
     c: &TemporaryCredentials,
 ) -> Zeroizing<String> {
     use crate::output::Part::{Json, Raw};
-    let expiration = utc_seconds(c.expires_at());
+    let expiration = rfc3339(c.expires_at());
     // Security: the document carries the secret key and token; it only goes to a
     // client that presented the token.
     crate::output::secret_document(&[

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use super::{Resp, State, reply, text, unavailable_reason};
 use crate::credentials::TemporaryCredentials;
-use crate::output::utc_seconds;
+use crate::utc::rfc3339;
 
 /// The token route.
 pub const TOKEN_PATH: &str = "/latest/api/token";
@@ -142,8 +142,8 @@ pub fn credentials_json(
     last_updated: ::time::OffsetDateTime,
 ) -> Zeroizing<String> {
     use crate::output::Part::{Json, Raw};
-    let expiration = utc_seconds(c.expires_at());
-    let updated = utc_seconds(last_updated);
+    let expiration = rfc3339(c.expires_at());
+    let updated = rfc3339(last_updated);
     // Security: this document carries the secret key and token; it only goes to a
     // client that presented a live token.
     crate::output::secret_document(&[
@@ -238,7 +238,7 @@ pub(super) fn handle(state: &State, parts: &Parts) -> Option<Resp> {
                 "application/json",
                 format!(
                     "{{\"Code\":\"Success\",\"LastUpdated\":\"{}\",\"InstanceProfileArn\":{},\"InstanceProfileId\":{}}}\n",
-                    utc_seconds(updated),
+                    rfc3339(updated),
                     q(&state.role.instance_profile_arn),
                     q(&state.role.instance_profile_id),
                 ),

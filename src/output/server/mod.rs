@@ -64,8 +64,9 @@ use crate::session::Arn;
 /// The default `--port`.
 pub const DEFAULT_PORT: u16 = 9911;
 
-/// Request and connection limits.
+/// Request and connection limits: `Limits::default()` and the `with_*` methods.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Limits {
     /// Time allowed for a request's headers (and for an idle keep-alive connection).
     pub header_timeout: Duration,
@@ -94,8 +95,9 @@ impl Default for Limits {
     }
 }
 
-/// What to serve and where.
+/// What to serve and where: [`ServerConfig::new`] and the `with_*` methods.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// Address to listen on.
     pub addr: SocketAddr,
@@ -116,6 +118,42 @@ pub struct ServerConfig {
     /// Serving threads (at least one); see [`default_threads`].
     pub threads: usize,
 }
+
+with_setters!(Limits {
+    with_header_timeout => header_timeout: Duration,
+    with_body_timeout => body_timeout: Duration,
+    with_max_body => max_body: usize,
+    with_max_head => max_head: usize,
+    with_max_connections => max_connections: usize,
+    with_shutdown_grace => shutdown_grace: Duration,
+});
+
+impl ServerConfig {
+    /// Serves `role_arn`'s credentials on `addr` (a loopback address), with the
+    /// defaults of `iamra serve`: hop limit 1, IMDSv2 routes on, no ECS route,
+    /// default [`Limits`], [`default_threads`] threads.
+    pub fn new(addr: SocketAddr, role_arn: Arn) -> Self {
+        Self {
+            addr,
+            allow_non_loopback: false,
+            hop_limit: 1,
+            role_arn,
+            ecs_token: None,
+            imds: true,
+            limits: Limits::default(),
+            threads: default_threads(),
+        }
+    }
+}
+
+with_setters!(ServerConfig {
+    with_allow_non_loopback => allow_non_loopback: bool,
+    with_hop_limit => hop_limit: u8,
+    with_ecs_token => ecs_token: Option<SecretString>,
+    with_imds => imds: bool,
+    with_limits => limits: Limits,
+    with_threads => threads: usize,
+});
 
 /// Half the cores (rounded up), at most four. The clients are on this machine too
 /// (the hop limit sees to that) and need cores of their own; one thread answers
@@ -732,7 +770,7 @@ fn host_is_literal(host: &[u8]) -> bool {
 fn unavailable_reason(snapshot: &Snapshot) -> String {
     let when = snapshot
         .next_refresh
-        .map(|t| format!("; next attempt at {}", super::utc_seconds(t)))
+        .map(|t| format!("; next attempt at {}", crate::utc::rfc3339(t)))
         .unwrap_or_default();
     let error = snapshot
         .last_error
@@ -741,7 +779,7 @@ fn unavailable_reason(snapshot: &Snapshot) -> String {
     match &snapshot.credentials {
         Some(c) => format!(
             "no valid credentials: the last ones expired at {} and refreshing them failed: {error}{when}",
-            super::utc_seconds(c.expires_at())
+            crate::utc::rfc3339(c.expires_at())
         ),
         None => format!("no credentials yet: {error}{when}"),
     }

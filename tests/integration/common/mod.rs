@@ -46,6 +46,24 @@ pub fn td(rel: &str) -> PathBuf {
         .join(rel)
 }
 
+/// The local endpoint program: the example `iamra-test-endpoint`, built by
+/// `cargo test` next to this test binary (`target/<profile>/examples/`). Panics
+/// with what to run when it is missing (`cargo test --test integration` alone does
+/// not build examples).
+pub fn endpoint_program() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/integration-HASH -> target/<profile>/examples/
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let program = profile_dir.join("examples").join("iamra-test-endpoint");
+    assert!(
+        program.is_file(),
+        "{} is missing: build it with `cargo build --example iamra-test-endpoint` \
+         (with the same --release/--profile as the tests), or run plain `cargo test`",
+        program.display()
+    );
+    program
+}
+
 /// A running local endpoint.
 pub struct Endpoint {
     child: Child,
@@ -64,7 +82,7 @@ impl Endpoint {
     pub fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("requests.jsonl");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_iamra-test-endpoint"))
+        let mut child = Command::new(endpoint_program())
             .arg("--trust-anchor")
             .arg(td("ca/root.pem"))
             .arg("--tls-cert")

@@ -6,15 +6,18 @@
 //! carries no reference to libtss2 after link-time optimisation, so the dynamic
 //! loader does not map libtss2 and libcrypto at its start.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use zeroize::Zeroizing;
 
+pub(super) mod contract;
+
+pub(crate) use self::contract::KeyRef;
+use self::contract::{Backend, Opener};
 use super::TpmError;
 use super::helper;
 use super::tcti::TctiConfig;
-use super::tss2::Tss2Key;
 use crate::key::{Digest, PublicKey, SignError, SigningKey};
 
 /// Where the TPM commands of [`TpmKey`]s run.
@@ -45,36 +48,6 @@ pub fn set_backend(backend: TpmBackend) -> Result<(), TpmBackend> {
         TpmBackend::InProcess => Chosen::Opener(&super::esys::InProcess),
     };
     BACKEND.set(chosen).map_err(|_| backend)
-}
-
-/// The key to open, as the loaders checked it.
-pub(crate) enum KeyRef<'a> {
-    /// A TSS2 key file: its DER (for the helper, which parses it again) and the
-    /// parsed key.
-    File {
-        der: &'a [u8],
-        key: &'a Tss2Key,
-        path: &'a Path,
-    },
-    /// A persistent key.
-    Handle { handle: u32, reference: &'a str },
-}
-
-/// An open TPM key, wherever its commands run.
-pub(crate) trait Backend: std::fmt::Debug + Send + Sync {
-    /// Sets the key's password (`None`: empty).
-    fn set_auth(&mut self, auth: Option<Zeroizing<Vec<u8>>>) -> Result<(), TpmError>;
-    /// Signs `message` hashed with `digest`.
-    fn sign(&self, message: &[u8], digest: Digest) -> Result<Vec<u8>, TpmError>;
-}
-
-/// Opens keys in this process.
-pub(crate) trait Opener: Sync {
-    fn open(
-        &self,
-        tcti: &TctiConfig,
-        key: &KeyRef<'_>,
-    ) -> Result<(PublicKey, Box<dyn Backend>), TpmError>;
 }
 
 /// A key held in a TPM 2.0: a TSS2 key file loaded under its parent, or a
