@@ -12,7 +12,11 @@
 //!
 //! - [`provider`]: [`RolesAnywhereProvider`], the entry point: a builder, then
 //!   credentials on demand, refreshed before they expire.
-//! - [`identity`]: loading and checking the key, certificate and chain together.
+//! - [`identity`]: where the key, certificate and chain come from, typed once
+//!   ([`identity::IdentitySpec`]: files, stdin, variables, PKCS#11 URIs, TPM
+//!   handles; printed without a URI's PIN), and the one function that loads and
+//!   checks them ([`identity::IdentitySpec::load`]) for every command and the
+//!   provider.
 //! - [`key`]: the [`key::SigningKey`] trait (bring your own HSM), the key sources
 //!   (files, PKCS#12, [`key::pkcs11`], [`key::tpm`]), [`key::PublicKey`], and
 //!   [`key::PasswordSource`] for passwords and PINs (the library never prompts).
@@ -31,7 +35,8 @@
 //!   checklist behind `iamra doctor`.
 //! - [`credentials`], [`clock`] (the injected time source), [`utc`] (time
 //!   formats), [`input`] (reading named inputs), [`error`] (rendering error
-//!   chains).
+//!   chains, every error's [`error::ErrorKind`], and the settings errors name,
+//!   [`error::Field`], which a front end maps to its own flags).
 //!
 //! Configuration structs ([`session::ClientOptions`], [`refresh::RefreshPolicy`],
 //! [`output::server::ServerConfig`], [`output::server::Limits`]) and error enums are

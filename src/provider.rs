@@ -1,6 +1,13 @@
 //! The library entry point: a builder that loads an identity once and produces
 //! temporary credentials, refreshing them before they expire.
 //!
+//! The identity is files ([`Builder::certificate`], [`Builder::private_key`],
+//! [`Builder::intermediates`]), a typed [`IdentitySpec`] ([`Builder::identity`]:
+//! PKCS#12, PKCS#11 URIs, TPM handles and key files, with their options), or a key
+//! of the caller's own ([`Builder::signing_key`]). Refreshing is the engine of
+//! `iamra update` and `iamra serve` ([`Refresher`]); while it fails, credentials
+//! that are still valid keep being returned.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), iamra::provider::ProviderError> {
 //! let provider = iamra::RolesAnywhereProvider::builder()
