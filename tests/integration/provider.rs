@@ -23,14 +23,9 @@ fn sdk_config_gets_credentials_and_fresh_ones_near_expiry() {
     // The endpoint accepts signatures dated in the (test clock's) future.
     let ep = Endpoint::start_with(&["--clock-skew-seconds", "100000"]);
     let clock = Arc::new(StepClock(Mutex::new(OffsetDateTime::now_utc())));
-    let provider = iamra::RolesAnywhereProvider::builder()
+    let provider = against(&ep)
         .certificate(td("rsa2048/combined.pem"))
         .intermediates(td("chain.pem"))
-        .trust_anchor_arn(TRUST_ANCHOR_ARN)
-        .profile_arn(PROFILE_ARN)
-        .role_arn(ROLE_ARN)
-        .endpoint(ep.url())
-        .ca_bundle(td("tls/ca.pem"))
         .session_duration(900)
         .clock(clock.clone())
         .build()
@@ -89,15 +84,10 @@ fn builder_reports_missing_settings_and_bad_files() {
 #[test]
 fn provider_gets_credentials_with_an_mldsa65_key() {
     let ep = Endpoint::start();
-    let provider = iamra::RolesAnywhereProvider::builder()
+    let provider = against(&ep)
         .certificate(td("mldsa65/cert.pem"))
         .private_key(td("mldsa65/key.expanded.pem"))
         .intermediates(td("mldsa-ca/chain.pem"))
-        .trust_anchor_arn(TRUST_ANCHOR_ARN)
-        .profile_arn(PROFILE_ARN)
-        .role_arn(ROLE_ARN)
-        .endpoint(ep.url())
-        .ca_bundle(td("tls/ca.pem"))
         .build()
         .unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -108,6 +98,16 @@ fn provider_gets_credentials_with_an_mldsa65_key() {
     assert!(creds.access_key_id().starts_with("ASIA"));
     assert_eq!(ep.requests().len(), 1);
     assert_eq!(ep.requests()[0]["status"], 201);
+}
+
+/// A builder for the test role against `ep`, trusting its TLS certificate.
+fn against(ep: &Endpoint) -> iamra::provider::Builder {
+    iamra::RolesAnywhereProvider::builder()
+        .trust_anchor_arn(TRUST_ANCHOR_ARN)
+        .profile_arn(PROFILE_ARN)
+        .role_arn(ROLE_ARN)
+        .endpoint(ep.url())
+        .ca_bundle(td("tls/ca.pem"))
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -148,14 +148,9 @@ fn refresh_failures_keep_the_still_valid_credentials_then_report_the_error() {
         "always:503",
     ]);
     let clock = Arc::new(StepClock(Mutex::new(OffsetDateTime::now_utc())));
-    let provider = iamra::RolesAnywhereProvider::builder()
+    let provider = against(&ep)
         .certificate(td("rsa2048/combined.pem"))
         .intermediates(td("chain.pem"))
-        .trust_anchor_arn(TRUST_ANCHOR_ARN)
-        .profile_arn(PROFILE_ARN)
-        .role_arn(ROLE_ARN)
-        .endpoint(ep.url())
-        .ca_bundle(td("tls/ca.pem"))
         .session_duration(900)
         .clock(clock.clone())
         .build()
@@ -209,13 +204,8 @@ fn a_callers_own_signing_key_gets_credentials_and_must_match_the_certificate() {
     let key = load_key(&Input::file(td("ec-p256/key.pkcs8.pem")), &NoPassword).unwrap();
     let certificate = iamra::cert::load_certificate(&Input::file(td("ec-p256/cert.pem"))).unwrap();
     let chain = iamra::cert::load_chain(&Input::file(td("chain.pem"))).unwrap();
-    let provider = iamra::RolesAnywhereProvider::builder()
+    let provider = against(&ep)
         .signing_key(Box::new(OwnKey(key)), certificate.clone(), chain)
-        .trust_anchor_arn(TRUST_ANCHOR_ARN)
-        .profile_arn(PROFILE_ARN)
-        .role_arn(ROLE_ARN)
-        .endpoint(ep.url())
-        .ca_bundle(td("tls/ca.pem"))
         .build()
         .unwrap();
     let (first, second) = through_sdk_config(provider);
@@ -307,15 +297,7 @@ fn an_sdk_config_gets_credentials_from_a_swtpm_key() {
             .with_no_key_password(true)
             .with_tcti(TctiConfig::new(&tpm.tcti()).unwrap()),
     );
-    let provider = iamra::RolesAnywhereProvider::builder()
-        .identity(spec)
-        .trust_anchor_arn(TRUST_ANCHOR_ARN)
-        .profile_arn(PROFILE_ARN)
-        .role_arn(ROLE_ARN)
-        .endpoint(ep.url())
-        .ca_bundle(td("tls/ca.pem"))
-        .build()
-        .unwrap();
+    let provider = against(&ep).identity(spec).build().unwrap();
     let (first, second) = through_sdk_config(provider);
     assert!(first.starts_with("ASIA"));
     assert_eq!(first, second);
