@@ -39,7 +39,11 @@ impl Identity {
         certificate: Certificate,
         chain: Vec<Certificate>,
     ) -> Result<Self, IdentityError> {
-        key::check_matches(key.as_ref(), Path::new("passed to signing_key()"), &certificate)?;
+        key::check_matches(
+            key.as_ref(),
+            Path::new("passed to signing_key()"),
+            &certificate,
+        )?;
         Ok(Self {
             key,
             certificate,
