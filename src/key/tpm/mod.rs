@@ -36,6 +36,8 @@ pub mod tcti;
 pub mod tss2;
 
 #[cfg(feature = "tpm")]
+mod bridge;
+#[cfg(feature = "tpm")]
 mod esys;
 #[cfg(feature = "tpm")]
 pub mod helper;
