@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use base64::Engine as _;
 
 use crate::common::swtpm::{
-    self, HANDLE_EC_PASSWORD, HANDLE_EC384, HANDLE_RSA, KEY_PASSWORD, Producer, Swtpm,
+    self, HANDLE_EC_PASSWORD, HANDLE_EC384, HANDLE_RSA, KEY_PASSWORD, Producer, Swtpm, Transport,
 };
 use crate::common::*;
 
@@ -79,12 +79,28 @@ fn assert_tpm_clean(tpm: &Swtpm, after: &str) {
     }
 }
 
+/// `args` (a credential-process) gets credentials silently, as the endpoint's
+/// `n`th request, accepted, and leaves nothing in the TPM.
+#[track_caller]
+fn assert_round_trip(tpm: &Swtpm, ep: &Endpoint, n: usize, args: &[String], env: &[(&str, &str)]) {
+    let out = run(tpm, args, env);
+    assert_credentials(&out);
+    assert!(
+        out.stderr.is_empty(),
+        "{args:?}: {:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ep.requests().len(), n);
+    assert_eq!(ep.requests()[n - 1]["status"], 201, "{args:?}");
+    assert_tpm_clean(tpm, &args.join(" "));
+}
+
 #[test]
 fn every_tpm_key_kind_gets_credentials() {
     let tpm = swtpm_or_skip!();
     let ep = Endpoint::start();
     let mut n = 0;
-    for (name, producer, alg, password) in swtpm::KEY_FILES {
+    for (name, _, _, password) in swtpm::KEY_FILES {
         let cert = tpm.file(&format!("{name}.crt"));
         let key = tpm.file(&format!("{name}.tss2.pem"));
         let env: &[(&str, &str)] = if *password {
@@ -92,22 +108,8 @@ fn every_tpm_key_kind_gets_credentials() {
         } else {
             &[]
         };
-        let out = run(&tpm, &cp(&ep, &cert, &key, &[]), env);
-        assert!(
-            out.status.success(),
-            "{name} ({producer:?}, {alg}): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_credentials(&out);
-        assert!(
-            out.stderr.is_empty(),
-            "{name}: {:?}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         n += 1;
-        assert_eq!(ep.requests().len(), n);
-        assert_eq!(ep.requests()[n - 1]["status"], 201, "{name}");
-        assert_tpm_clean(&tpm, name);
+        assert_round_trip(&tpm, &ep, n, &cp(&ep, &cert, &key, &[]), env);
     }
     // Persistent keys: with --no-tpm-key-password, or with the password.
     for (handle, extra, env) in [
@@ -120,17 +122,14 @@ fn every_tpm_key_kind_gets_credentials() {
         ),
     ] {
         let cert = tpm.file(&format!("{}.crt", handle_name(handle)));
-        let out = run(&tpm, &cp(&ep, &cert, &handle_ref(handle), extra), env);
-        assert!(
-            out.status.success(),
-            "{handle:#x}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_credentials(&out);
-        assert!(out.stderr.is_empty());
         n += 1;
-        assert_eq!(ep.requests()[n - 1]["status"], 201);
-        assert_tpm_clean(&tpm, &handle_ref(handle));
+        assert_round_trip(
+            &tpm,
+            &ep,
+            n,
+            &cp(&ep, &cert, &handle_ref(handle), extra),
+            env,
+        );
     }
     // Both producers, both parents, RSA and EC were all in the list.
     assert!(
@@ -269,57 +268,155 @@ fn keys_without_a_password_never_need_a_terminal() {
 fn sign_string_with_sha384_and_sha512_verifies_with_openssl() {
     let tpm = swtpm_or_skip!();
     for name in ["prov-rsa", "prov-ec", "prov-ec384"] {
-        let public_pem = tpm.file(&format!("{name}.pub.pem"));
-        let pem = std::fs::read(&public_pem).unwrap();
-        let blocks = iamra::pem::parse_all(&pem).unwrap();
-        let (_, spki) = <x509_parser::x509::SubjectPublicKeyInfo as x509_parser::prelude::FromDer<
-            _,
-        >>::from_der(&blocks[0].der)
-        .unwrap();
-        let public = iamra::key::PublicKey::from_spki_der(spki.raw).unwrap();
-        let message = iamra::output::sign_string::test_message(&public);
-        let msg_file = tpm.scratch().join(format!("{name}.msg"));
-        std::fs::write(&msg_file, &message).unwrap();
         for digest in ["SHA256", "SHA384", "SHA512"] {
-            let out = run(
-                &tpm,
-                &[
-                    "sign-string".to_string(),
-                    "--certificate".into(),
-                    tpm.file(&format!("{name}.crt")),
-                    "--private-key".into(),
-                    tpm.file(&format!("{name}.tss2.pem")),
-                    "--format".into(),
-                    "bin".into(),
-                    "--digest".into(),
-                    digest.into(),
-                ],
-                &[],
-            );
-            assert!(
-                out.status.success(),
-                "{name} {digest}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let sig_file = tpm.scratch().join(format!("{name}.{digest}.sig"));
-            std::fs::write(&sig_file, &out.stdout).unwrap();
-            let verify = Command::new("openssl")
-                .args(["dgst", &format!("-{}", digest.to_lowercase()), "-verify"])
-                .arg(&public_pem)
-                .arg("-signature")
-                .arg(&sig_file)
-                .arg(&msg_file)
-                .output()
-                .unwrap();
-            assert!(
-                verify.status.success(),
-                "{name} {digest}: {}{}",
-                String::from_utf8_lossy(&verify.stdout),
-                String::from_utf8_lossy(&verify.stderr)
-            );
+            assert_sign_string_verifies(&tpm, name, digest, &[]);
         }
     }
     assert_tpm_clean(&tpm, "sign-string");
+}
+
+/// `sign-string --digest DIGEST` with the fixture key `name` (env on top) gives
+/// a signature of the test message that openssl verifies.
+#[track_caller]
+fn assert_sign_string_verifies(tpm: &Swtpm, name: &str, digest: &str, env: &[(&str, &str)]) {
+    let public_pem = tpm.file(&format!("{name}.pub.pem"));
+    let pem = std::fs::read(&public_pem).unwrap();
+    let blocks = iamra::pem::parse_all(&pem).unwrap();
+    let (_, spki) =
+        <x509_parser::x509::SubjectPublicKeyInfo as x509_parser::prelude::FromDer<_>>::from_der(
+            &blocks[0].der,
+        )
+        .unwrap();
+    let public = iamra::key::PublicKey::from_spki_der(spki.raw).unwrap();
+    let message = iamra::output::sign_string::test_message(&public);
+    let msg_file = tpm.scratch().join(format!("{name}.msg"));
+    std::fs::write(&msg_file, &message).unwrap();
+    let out = run(
+        tpm,
+        &[
+            "sign-string".to_string(),
+            "--certificate".into(),
+            tpm.file(&format!("{name}.crt")),
+            "--private-key".into(),
+            tpm.file(&format!("{name}.tss2.pem")),
+            "--format".into(),
+            "bin".into(),
+            "--digest".into(),
+            digest.into(),
+        ],
+        env,
+    );
+    assert!(
+        out.status.success(),
+        "{name} {digest}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sig_file = tpm.scratch().join(format!("{name}.{digest}.sig"));
+    std::fs::write(&sig_file, &out.stdout).unwrap();
+    let verify = Command::new("openssl")
+        .args(["dgst", &format!("-{}", digest.to_lowercase()), "-verify"])
+        .arg(&public_pem)
+        .arg("-signature")
+        .arg(&sig_file)
+        .arg(&msg_file)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{name} {digest}: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
+/// The checks of the TCP transport over swtpm's unix socket, which iamra is
+/// pointed at by `env` (on top of `TPM2TOOLS_TCTI=swtpm:path=SOCKET`): key files
+/// with and without a password, persistent keys, sign-string, no object left
+/// behind, and a wrong password tried once.
+fn assert_unix_socket_transport(
+    transport: Transport,
+    env: impl Fn(&Swtpm) -> Vec<(&'static str, String)>,
+) {
+    let Some(tpm) = Swtpm::start_on(transport) else {
+        return;
+    };
+    let env = env(&tpm);
+    let ep = Endpoint::start();
+    let with = |extra: &[(&'static str, &'static str)]| -> Vec<(&str, &str)> {
+        env.iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .chain(extra.iter().copied())
+            .collect()
+    };
+    let password = [("IAMRA_TPM_KEY_PASSWORD", KEY_PASSWORD)];
+    let mut n = 0;
+    let keys = [
+        (
+            tpm.file("prov-ec.crt"),
+            tpm.file("prov-ec.tss2.pem"),
+            &[][..],
+            &[][..],
+        ),
+        (
+            tpm.file("tools-rsa-pw.crt"),
+            tpm.file("tools-rsa-pw.tss2.pem"),
+            &[][..],
+            &password[..],
+        ),
+        (
+            tpm.file(&format!("{}.crt", handle_name(HANDLE_RSA))),
+            handle_ref(HANDLE_RSA),
+            &["--no-tpm-key-password"][..],
+            &[][..],
+        ),
+        (
+            tpm.file(&format!("{}.crt", handle_name(HANDLE_EC_PASSWORD))),
+            handle_ref(HANDLE_EC_PASSWORD),
+            &[][..],
+            &password[..],
+        ),
+    ];
+    for (cert, key, flags, extra) in &keys {
+        n += 1;
+        assert_round_trip(&tpm, &ep, n, &cp(&ep, cert, key, flags), &with(extra));
+    }
+    for (name, digest) in [("prov-rsa", "SHA256"), ("prov-ec384", "SHA384")] {
+        assert_sign_string_verifies(&tpm, name, digest, &with(&[]));
+    }
+    assert_tpm_clean(&tpm, "sign-string");
+    // A wrong password is tried once (the TPM counts one failure), never again.
+    let key = tpm.file("tools-ec-pw.tss2.pem");
+    let args = cp(&ep, &tpm.file("tools-ec-pw.crt"), &key, &[]);
+    let out = run(
+        &tpm,
+        &args,
+        &with(&[("IAMRA_TPM_KEY_PASSWORD", "not the password")]),
+    );
+    assert_refused_with(
+        &out,
+        &format!(
+            "iamra: error: wrong password for TPM key {key} (the TPM has counted 1 of 3 failed authorizations before it locks out; it forgets one every 1000 s)\niamra: hint: check IAMRA_TPM_KEY_PASSWORD or --tpm-key-password-file; iamra never retries, but every wrong password counts towards the TPM's lockout\n"
+        ),
+    );
+    assert_eq!(ep.requests().len(), n, "nothing sent");
+    assert_credentials(&run(&tpm, &args, &with(&password)));
+    assert_tpm_clean(&tpm, "the wrong password");
+}
+
+#[test]
+fn swtpm_unix_socket_by_tpm2tools_tcti_gets_credentials() {
+    // `run` sets TPM2TOOLS_TCTI=swtpm:path=SOCKET.
+    assert_unix_socket_transport(Transport::UnixSocket, |_| Vec::new());
+}
+
+#[test]
+fn swtpm_unix_socket_by_tpm_device_gets_credentials_without_a_control_socket() {
+    assert_unix_socket_transport(Transport::UnixSocketOnly, |tpm| {
+        vec![
+            ("TPM2TOOLS_TCTI", String::new()),
+            ("TPM_DEVICE", tpm.socket().display().to_string()),
+        ]
+    });
 }
 
 /// Re-encodes a TSS2 key file's DER with `edit` applied to its fields (the
@@ -381,8 +478,9 @@ fn tpm_failures_give_one_clear_line() {
     edit_key_file(&f("prov-ec.tss2.pem"), Path::new(&truncated), |body| {
         body.truncate(body.len() - 10);
     });
+    // A unix socket nobody listens on any more.
     let socket = tpm.scratch().join("swtpm.sock");
-    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
     let socket = socket.display().to_string();
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -511,14 +609,19 @@ fn tpm_failures_give_one_clear_line() {
             cp(&ep, &f("prov-ec.crt"), &f("prov-ec.tss2.pem"), &[]),
             vec![("TPM2TOOLS_TCTI", String::new()), ("TPM_DEVICE", socket.clone())],
             format!(
-                "iamra: error: TPM_DEVICE={socket:?} cannot be used: it is a swtpm unix socket, and this build reaches swtpm over TCP only (tss-esapi 7.7 has no unix-socket transport); run swtpm with --server type=tcp,port=PORT and set TPM2TOOLS_TCTI=swtpm:host=127.0.0.1,port=PORT\niamra: hint: choose the TPM with TPM2TOOLS_TCTI (device:/dev/tpmrm0, or swtpm:host=127.0.0.1,port=2321 for a simulator) or TPM_DEVICE\n"
+                "iamra: error: no TPM reachable through TCTI swtpm:path={socket} (from TPM_DEVICE): cannot connect to swtpm's unix socket {socket}: Connection refused (os error 111)\niamra: hint: choose the TPM with TPM2TOOLS_TCTI (device:/dev/tpmrm0, or swtpm:host=127.0.0.1,port=2321 for a simulator) or TPM_DEVICE\n"
             ),
         ),
         (
             cp(&ep, &f("prov-ec.crt"), &f("prov-ec.tss2.pem"), &[]),
-            vec![("TPM2TOOLS_TCTI", format!("swtpm:path={socket}"))],
+            vec![("TPM2TOOLS_TCTI", "swtpm:path=/nonexistent/swtpm.sock".into())],
+            "iamra: error: no TPM reachable through TCTI swtpm:path=/nonexistent/swtpm.sock (from TPM2TOOLS_TCTI): /nonexistent/swtpm.sock does not exist\niamra: hint: choose the TPM with TPM2TOOLS_TCTI (device:/dev/tpmrm0, or swtpm:host=127.0.0.1,port=2321 for a simulator) or TPM_DEVICE\n".into(),
+        ),
+        (
+            cp(&ep, &f("prov-ec.crt"), &f("prov-ec.tss2.pem"), &[]),
+            vec![("TPM2TOOLS_TCTI", format!("swtpm:path={socket},port=2321"))],
             format!(
-                "iamra: error: TPM2TOOLS_TCTI=\"swtpm:path={socket}\" cannot be used: it is a swtpm unix socket, and this build reaches swtpm over TCP only (tss-esapi 7.7 has no unix-socket transport); run swtpm with --server type=tcp,port=PORT and set TPM2TOOLS_TCTI=swtpm:host=127.0.0.1,port=PORT\niamra: hint: choose the TPM with TPM2TOOLS_TCTI (device:/dev/tpmrm0, or swtpm:host=127.0.0.1,port=2321 for a simulator) or TPM_DEVICE\n"
+                "iamra: error: TPM2TOOLS_TCTI=\"swtpm:path={socket},port=2321\" cannot be used: path= (a unix socket) cannot be combined with host= or port=\niamra: hint: choose the TPM with TPM2TOOLS_TCTI (device:/dev/tpmrm0, or swtpm:host=127.0.0.1,port=2321 for a simulator) or TPM_DEVICE\n"
             ),
         ),
         (
@@ -694,24 +797,30 @@ mod library {
 
     #[test]
     fn a_loaded_key_keeps_its_primary_and_key_and_flushes_them_on_drop() {
-        let tpm = swtpm_or_skip!();
-        let key = load(&tpm, "prov-ec.tss2.pem");
-        // The re-created storage primary and the key: loaded once, kept.
-        assert_eq!(tpm.handles("transient").len(), 2);
-        let public = key.public_key();
-        for i in 0..20u8 {
-            let message = [b'm', i];
-            let sig = key.sign(&message, Digest::Sha256).unwrap();
-            verify_p256(&public, &message, &sig);
+        // Over swtpm's unix socket, libtss2 reaches the TPM through the helper's
+        // bridge: every command, and the flush at drop, pass through it.
+        for transport in [Transport::Tcp, Transport::UnixSocket] {
+            let Some(tpm) = Swtpm::start_on(transport) else {
+                return;
+            };
+            let key = load(&tpm, "prov-ec.tss2.pem");
+            // The re-created storage primary and the key: loaded once, kept.
+            assert_eq!(tpm.handles("transient").len(), 2, "{transport:?}");
+            let public = key.public_key();
+            for i in 0..20u8 {
+                let message = [b'm', i];
+                let sig = key.sign(&message, Digest::Sha256).unwrap();
+                verify_p256(&public, &message, &sig);
+            }
+            assert_eq!(
+                tpm.handles("transient").len(),
+                2,
+                "{transport:?}: nothing re-created or leaked"
+            );
+            assert_eq!(tpm.handles("loaded-session"), Vec::<String>::new());
+            drop(key);
+            assert_tpm_clean(&tpm, &format!("drop ({transport:?})"));
         }
-        assert_eq!(
-            tpm.handles("transient").len(),
-            2,
-            "nothing re-created or leaked"
-        );
-        assert_eq!(tpm.handles("loaded-session"), Vec::<String>::new());
-        drop(key);
-        assert_tpm_clean(&tpm, "drop");
     }
 
     #[test]

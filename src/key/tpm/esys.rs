@@ -34,6 +34,7 @@ use tss_esapi::{Context, TctiNameConf};
 use zeroize::Zeroizing;
 
 use super::backend::contract::{Backend, KeyRef, Opener};
+use super::bridge::Bridge;
 use super::tcti::TctiConfig;
 use super::tss2::{Hierarchy, Parent, Tss2Key};
 use super::{DaReport, DaState, TpmError, rsa_public_der};
@@ -99,7 +100,7 @@ enum Kind {
 
 /// An open connection with the key loaded.
 struct Loaded {
-    ctx: Context,
+    ctx: Connection,
     key: KeyHandle,
     /// The storage key the key was loaded under, kept to salt password sessions.
     parent: Option<KeyHandle>,
@@ -530,16 +531,45 @@ impl Loaded {
     }
 }
 
-/// Opens the TCTI and the ESYS context.
-fn connect(tcti: &TctiConfig) -> Result<Context, TpmError> {
+/// An ESYS context, and the bridge it reaches a swtpm unix socket through.
+struct Connection {
+    // Declared first, so dropped first: the context flushes its objects through
+    // the bridge.
+    ctx: Context,
+    _bridge: Option<Bridge>,
+}
+
+impl std::ops::Deref for Connection {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        &self.ctx
+    }
+}
+
+impl std::ops::DerefMut for Connection {
+    fn deref_mut(&mut self) -> &mut Context {
+        &mut self.ctx
+    }
+}
+
+/// Opens the TCTI (through a [`Bridge`] for a swtpm unix socket) and the ESYS
+/// context.
+fn connect(tcti: &TctiConfig) -> Result<Connection, TpmError> {
     let unreachable = |reason: String| TpmError::Unreachable {
         tcti: tcti.conf.clone(),
         origin: tcti.origin,
         reason,
     };
-    let name_conf = TctiNameConf::from_str(&tcti.conf)
+    let bridge = match tcti.unix_socket() {
+        Some(socket) => Some(Bridge::start(socket).map_err(unreachable)?),
+        None => None,
+    };
+    let conf = bridge
+        .as_ref()
+        .map_or_else(|| tcti.conf.clone(), Bridge::tcti);
+    let name_conf = TctiNameConf::from_str(&conf)
         .map_err(|e| unreachable(format!("tss-esapi does not accept it ({e})")))?;
-    Context::new(name_conf).map_err(|e| {
+    let ctx = Context::new(name_conf).map_err(|e| {
         let code = rc_hex(&e)
             .map(|c| format!(" (TSS2 error {c})"))
             .unwrap_or_default();
@@ -563,6 +593,9 @@ fn connect(tcti: &TctiConfig) -> Result<Context, TpmError> {
                 Ok(_) => format!("the TPM at {} did not answer{code}", path.display()),
             },
             None => match tcti.conf.split_once(':') {
+                Some(("swtpm", _)) if bridge.is_some() => {
+                    format!("swtpm did not answer through its unix socket{code}")
+                }
                 Some((sim @ ("swtpm" | "mssim"), opts)) => {
                     format!("cannot connect to the {sim} simulator at {opts}{code}")
                 }
@@ -570,6 +603,10 @@ fn connect(tcti: &TctiConfig) -> Result<Context, TpmError> {
             },
         };
         unreachable(reason)
+    })?;
+    Ok(Connection {
+        ctx,
+        _bridge: bridge,
     })
 }
 

@@ -23,6 +23,10 @@
 //!   the storage key for key files), never in the clear.
 //! - A wrong password is reported with the TPM's dictionary-attack counters and is
 //!   never retried.
+//! - A swtpm is reached over TCP or over its unix socket (`swtpm:path=SOCKET`, or a
+//!   `TPM_DEVICE` that is a socket, as the reference accepts it): libtss2 3.2 speaks
+//!   TCP only, so the process that talks to the TPM bridges the socket to two
+//!   loopback ports only it can use (`bridge.rs` has the design and the decision).
 
 use std::path::{Path, PathBuf};
 
@@ -35,6 +39,8 @@ use crate::error::ErrorKind;
 pub mod tcti;
 pub mod tss2;
 
+#[cfg(feature = "tpm")]
+mod bridge;
 #[cfg(feature = "tpm")]
 mod esys;
 #[cfg(feature = "tpm")]

@@ -8,6 +8,9 @@
 //! The string is checked here rather than handed to tss-esapi as is: tss-esapi 7.7
 //! ignores options it does not know, so `swtpm:path=/run/swtpm.sock` would silently
 //! become `localhost:2321`. Options it cannot express are refused with the reason.
+//! A swtpm unix socket (`swtpm:path=SOCKET`, or a `TPM_DEVICE` that is a socket)
+//! becomes `swtpm:path=SOCKET`, which the TPM connection reaches through a
+//! loopback bridge (libtss2 3.2's swtpm TCTI speaks TCP only; see `bridge.rs`).
 //! Pure Rust, independent of the `tpm` feature.
 
 use std::ffi::OsString;
@@ -47,7 +50,8 @@ impl std::fmt::Display for TctiOrigin {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct TctiConfig {
-    /// `name:conf` as libtss2's TCTI loader takes it, e.g. `swtpm:host=127.0.0.1,port=2321`.
+    /// `name:conf` as libtss2's TCTI loader takes it, e.g. `swtpm:host=127.0.0.1,port=2321`,
+    /// or `swtpm:path=SOCKET` for a swtpm unix socket ([`TctiConfig::unix_socket`]).
     pub conf: String,
     /// Where it came from.
     pub origin: TctiOrigin,
@@ -55,7 +59,8 @@ pub struct TctiConfig {
 
 impl TctiConfig {
     /// Checks an explicit TCTI string (`device:/dev/tpmrm0`,
-    /// `swtpm:host=127.0.0.1,port=2321`, ...) instead of reading the environment.
+    /// `swtpm:host=127.0.0.1,port=2321`, `swtpm:path=/run/swtpm.sock`, ...) instead
+    /// of reading the environment.
     pub fn new(value: &str) -> Result<Self, TctiError> {
         let conf = check(value).map_err(|reason| TctiError {
             variable: "tcti",
@@ -75,6 +80,11 @@ impl TctiConfig {
             None if self.conf == "device" => Some(Path::new("/dev/tpm0")),
             _ => None,
         }
+    }
+
+    /// The swtpm unix socket of a `swtpm:path=` TCTI.
+    pub fn unix_socket(&self) -> Option<&Path> {
+        self.conf.strip_prefix("swtpm:path=").map(Path::new)
     }
 }
 
@@ -133,15 +143,14 @@ pub fn resolve(
         }
     }
     if let Some(value) = get("TPM_DEVICE")? {
-        if is_socket(Path::new(&value)) {
-            return Err(TctiError {
-                variable: "TPM_DEVICE",
-                value,
-                reason: unix_socket_reason(),
-            });
-        }
+        // The reference helper dials a socket and opens anything else.
+        let conf = if is_socket(Path::new(&value)) {
+            format!("swtpm:path={value}")
+        } else {
+            format!("device:{value}")
+        };
         return Ok(TctiConfig {
-            conf: format!("device:{value}"),
+            conf,
             origin: TctiOrigin::TpmDevice,
         });
     }
@@ -149,10 +158,6 @@ pub fn resolve(
         conf: DEFAULT_TCTI.into(),
         origin: TctiOrigin::Default,
     })
-}
-
-fn unix_socket_reason() -> String {
-    "it is a swtpm unix socket, and this build reaches swtpm over TCP only (tss-esapi 7.7 has no unix-socket transport); run swtpm with --server type=tcp,port=PORT and set TPM2TOOLS_TCTI=swtpm:host=127.0.0.1,port=PORT".into()
 }
 
 /// Checks a `name[:conf]` TCTI string; returns it normalised.
@@ -166,6 +171,7 @@ fn check(value: &str) -> Result<String, String> {
         "swtpm" | "mssim" => {
             let mut host = None;
             let mut port = None;
+            let mut path = None;
             for option in conf.split(',').filter(|o| !o.is_empty()) {
                 match option.split_once('=') {
                     Some(("host", h)) if valid_host(h) => host = Some(h),
@@ -181,14 +187,27 @@ fn check(value: &str) -> Result<String, String> {
                             return Err(format!("{} is not a port number", crate::error::quote(p)));
                         }
                     },
-                    Some(("path", _)) => return Err(unix_socket_reason()),
+                    Some(("path", p)) if name == "swtpm" && !p.is_empty() => path = Some(p),
                     _ => {
+                        let swtpm_socket = if name == "swtpm" {
+                            " or path=SOCKET"
+                        } else {
+                            ""
+                        };
                         return Err(format!(
-                            "unknown {name} option {} (use host=HOST,port=PORT)",
+                            "unknown {name} option {} (use host=HOST,port=PORT{swtpm_socket})",
                             crate::error::quote(option)
                         ));
                     }
                 }
+            }
+            if let Some(path) = path {
+                if host.is_some() || port.is_some() {
+                    return Err(
+                        "path= (a unix socket) cannot be combined with host= or port=".into(),
+                    );
+                }
+                return Ok(format!("swtpm:path={path}"));
             }
             Ok(format!(
                 "{name}:host={},port={}",
@@ -274,15 +293,12 @@ mod tests {
         assert_eq!(ok("device").unwrap(), "device");
         let err = |v: &str| run(&[("TCTI", v)], &[]).unwrap_err().to_string();
         assert_eq!(
-            err("swtpm:path=/run/swtpm.sock"),
-            format!(
-                "TCTI=\"swtpm:path=/run/swtpm.sock\" cannot be used: {}",
-                unix_socket_reason()
-            )
+            err("swtpm:hots=x"),
+            "TCTI=\"swtpm:hots=x\" cannot be used: unknown swtpm option \"hots=x\" (use host=HOST,port=PORT or path=SOCKET)"
         );
         assert_eq!(
-            err("swtpm:hots=x"),
-            "TCTI=\"swtpm:hots=x\" cannot be used: unknown swtpm option \"hots=x\" (use host=HOST,port=PORT)"
+            err("mssim:path=/run/mssim.sock"),
+            "TCTI=\"mssim:path=/run/mssim.sock\" cannot be used: unknown mssim option \"path=/run/mssim.sock\" (use host=HOST,port=PORT)"
         );
         assert_eq!(
             err("swtpm:port=99999"),
@@ -299,9 +315,39 @@ mod tests {
     }
 
     #[test]
-    fn tpm_device_socket_is_refused_with_the_way_out() {
-        let e = run(&[("TPM_DEVICE", "/run/swtpm.sock")], &["/run/swtpm.sock"]).unwrap_err();
-        assert_eq!(e.variable, "TPM_DEVICE");
-        assert!(e.reason.contains("--server type=tcp"), "{e}");
+    fn swtpm_unix_sockets_are_accepted_as_the_reference_accepts_them() {
+        for variable in ["TPM2TOOLS_TCTI", "TCTI"] {
+            let c = run(&[(variable, "swtpm:path=/run/swtpm.sock")], &[]).unwrap();
+            assert_eq!(c.conf, "swtpm:path=/run/swtpm.sock");
+            assert_eq!(c.unix_socket(), Some(Path::new("/run/swtpm.sock")));
+            assert_eq!(c.device_path(), None);
+        }
+        // TPM_DEVICE: a socket is a swtpm, anything else a device.
+        let c = run(&[("TPM_DEVICE", "/run/swtpm.sock")], &["/run/swtpm.sock"]).unwrap();
+        assert_eq!(c.conf, "swtpm:path=/run/swtpm.sock");
+        assert_eq!(c.origin, TctiOrigin::TpmDevice);
+        assert_eq!(c.unix_socket(), Some(Path::new("/run/swtpm.sock")));
+        let c = run(&[("TPM_DEVICE", "/dev/tpm0")], &["/run/swtpm.sock"]).unwrap();
+        assert_eq!(c.conf, "device:/dev/tpm0");
+        assert_eq!(c.unix_socket(), None);
+        assert_eq!(
+            TctiConfig::new("swtpm:path=rel.sock")
+                .unwrap()
+                .unix_socket(),
+            Some(Path::new("rel.sock"))
+        );
+        let err = |v: &str| run(&[("TPM2TOOLS_TCTI", v)], &[]).unwrap_err().to_string();
+        assert_eq!(
+            err("swtpm:path=/run/swtpm.sock,port=2321"),
+            "TPM2TOOLS_TCTI=\"swtpm:path=/run/swtpm.sock,port=2321\" cannot be used: path= (a unix socket) cannot be combined with host= or port="
+        );
+        assert_eq!(
+            err("swtpm:host=localhost,path=/s"),
+            "TPM2TOOLS_TCTI=\"swtpm:host=localhost,path=/s\" cannot be used: path= (a unix socket) cannot be combined with host= or port="
+        );
+        assert_eq!(
+            err("swtpm:path="),
+            "TPM2TOOLS_TCTI=\"swtpm:path=\" cannot be used: unknown swtpm option \"path=\" (use host=HOST,port=PORT or path=SOCKET)"
+        );
     }
 }

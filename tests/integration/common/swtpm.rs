@@ -10,8 +10,11 @@
 //! state (same seeds, same persistent objects, its own dictionary-attack counters),
 //! killed on drop.
 //!
-//! swtpm runs in TCP mode on loopback: tss-esapi 7.7 cannot reach a swtpm unix
-//! socket (rust-tss-esapi#661). tpm2-tools 5.4 (Debian 12) inverts `emptyAuth` in
+//! swtpm runs in TCP mode on loopback ([`Transport::Tcp`]), or on a unix socket
+//! ([`Swtpm::start_on`]) as the reference helper's users run it. tpm2-tools over
+//! libtss2 3.2 reach a unix-socket swtpm through [`Relay`], the test's own
+//! loopback forwarder (independent of iamra's bridge, which the tests check).
+//! tpm2-tools 5.4 (Debian 12) inverts `emptyAuth` in
 //! `tpm2_encodeobject` (tpm2-tools#3458); the fixture checks the flag it got with
 //! iamra's own TSS2 parser and re-encodes when needed, so it works with fixed
 //! versions too.
@@ -20,10 +23,12 @@
 //! with a note on stderr.
 #![cfg(feature = "tpm")]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::{copy_dir, first_missing_tool, run_ok as run, td, tools_present};
@@ -84,11 +89,28 @@ struct Template {
 
 static TEMPLATE: OnceLock<Template> = OnceLock::new();
 
+/// How iamra reaches a test's swtpm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// TCP on loopback: `swtpm:host=127.0.0.1,port=P`, the control channel at P + 1.
+    Tcp,
+    /// A unix socket `swtpm.sock` (`swtpm:path=…`), its control channel at
+    /// `swtpm.sock.ctrl`, where libtss2 4 and iamra look for it.
+    UnixSocket,
+    /// A unix socket `swtpm.sock` with no control socket beside it (the control
+    /// channel, which only the test's tools use, is `control.sock`): the
+    /// reference helper's `TPM_DEVICE` needs none.
+    UnixSocketOnly,
+}
+
 /// A running swtpm on a private copy of the template state, killed on drop.
 pub struct Swtpm {
     child: Child,
     dir: tempfile::TempDir,
+    transport: Transport,
+    /// The TCP port (its relay's, for a unix socket).
     port: u16,
+    relay: Option<Relay>,
     template: &'static Template,
 }
 
@@ -125,30 +147,122 @@ fn tool_missing() -> Option<&'static str> {
     None
 }
 
-/// Two consecutive free loopback ports (swtpm's TCTI finds the control port at
-/// the server port + 1).
-fn free_port_pair() -> u16 {
+/// Listeners on two consecutive free loopback ports (swtpm's TCTI finds the
+/// control port at the server port + 1).
+fn listener_pair() -> (TcpListener, TcpListener) {
     loop {
         let a = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = a.local_addr().unwrap().port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
+        if port < u16::MAX
+            && let Ok(b) = TcpListener::bind(("127.0.0.1", port + 1))
+        {
+            return (a, b);
         }
     }
+}
+
+/// Two consecutive free loopback ports.
+fn free_port_pair() -> u16 {
+    listener_pair().0.local_addr().unwrap().port()
+}
+
+/// The test's loopback forwarder for tpm2-tools to a unix-socket swtpm: the TPM
+/// channel at `port`, the control channel at `port + 1`, each connection relayed
+/// to a fresh unix connection. Stops when dropped.
+struct Relay {
+    port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl Relay {
+    fn start(socket: PathBuf, control: PathBuf) -> Self {
+        let (tpm, ctrl) = listener_pair();
+        let port = tpm.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        for (listener, target) in [(tpm, socket), (ctrl, control)] {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                for client in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    if let (Ok(client), Ok(server)) = (client, UnixStream::connect(&target)) {
+                        pipe(client, server);
+                    }
+                }
+            });
+        }
+        Relay { port, stop }
+    }
+}
+
+/// Copies both ways until the client closes, then closes the server side.
+fn pipe(client: TcpStream, server: UnixStream) {
+    let (mut client_in, mut server_out) =
+        (client.try_clone().unwrap(), server.try_clone().unwrap());
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client_in, &mut server_out);
+        let _ = server_out.shutdown(Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut &server, &mut &client);
+    let _ = client.shutdown(Shutdown::Both);
+    let _ = up.join();
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake both accept loops.
+        for port in [self.port, self.port + 1] {
+            let _ = TcpStream::connect(("127.0.0.1", port));
+        }
+    }
+}
+
+/// swtpm on `state` serving `socket` (and its control channel at `control`),
+/// logging to `log`.
+fn spawn_unix(state: &Path, log: &Path, socket: &Path, control: &Path) -> Child {
+    let mut child = swtpm_serving(
+        state,
+        log,
+        &format!("type=unixio,path={}", socket.display()),
+        &format!("type=unixio,path={}", control.display()),
+    )
+    .spawn()
+    .expect("start swtpm");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while UnixStream::connect(control).is_err() || UnixStream::connect(socket).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("swtpm exited: {status}");
+        }
+        if Instant::now() >= deadline {
+            drop(KillOnDrop(child));
+            panic!("swtpm did not start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
 }
 
 /// swtpm on `state` in TCP mode: the TPM at loopback `port`, its control channel at
 /// `port + 1`, logging to `log`.
 fn swtpm_command(state: &Path, log: &Path, port: u16) -> Command {
+    swtpm_serving(
+        state,
+        log,
+        &format!("type=tcp,port={port},bindaddr=127.0.0.1"),
+        &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1),
+    )
+}
+
+/// swtpm on `state` with the `--server` and `--ctrl` given, logging to `log`.
+fn swtpm_serving(state: &Path, log: &Path, server: &str, ctrl: &str) -> Command {
     let mut cmd = Command::new("swtpm");
     cmd.arg("socket")
         .arg("--tpm2")
         .arg("--tpmstate")
         .arg(format!("dir={}", state.display()))
-        .arg("--server")
-        .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
-        .arg("--ctrl")
-        .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+        .args(["--server", server, "--ctrl", ctrl])
         .args(["--flags", "not-need-init,startup-clear"])
         .arg("--log")
         .arg(format!("file={},level=1", log.display()))
@@ -489,9 +603,14 @@ impl Drop for KillOnDrop {
 }
 
 impl Swtpm {
-    /// A fresh swtpm on a copy of the fixture state, or `None` (with a note) when
-    /// the tools are missing outside CI. Under CI missing tools fail.
+    /// A fresh swtpm on a copy of the fixture state, over TCP, or `None` (with a
+    /// note) when the tools are missing outside CI. Under CI missing tools fail.
     pub fn start() -> Option<Self> {
+        Self::start_on(Transport::Tcp)
+    }
+
+    /// [`Swtpm::start`] over `transport`.
+    pub fn start_on(transport: Transport) -> Option<Self> {
         if !tools_present(
             tool_missing(),
             "TPM",
@@ -502,17 +621,53 @@ impl Swtpm {
         let template = TEMPLATE.get_or_init(build_template);
         let dir = tempfile::tempdir().unwrap();
         copy_dir(&template.dir.join("state"), &dir.path().join("state"));
-        let (child, port) = spawn(&dir.path().join("state"), &dir.path().join("swtpm.log"));
+        let (state, log) = (dir.path().join("state"), dir.path().join("swtpm.log"));
+        let (child, port, relay) = match transport {
+            Transport::Tcp => {
+                let (child, port) = spawn(&state, &log);
+                (child, port, None)
+            }
+            Transport::UnixSocket | Transport::UnixSocketOnly => {
+                let socket = dir.path().join("swtpm.sock");
+                let control = dir.path().join(if transport == Transport::UnixSocket {
+                    "swtpm.sock.ctrl"
+                } else {
+                    "control.sock"
+                });
+                let child = spawn_unix(&state, &log, &socket, &control);
+                let relay = Relay::start(socket, control);
+                (child, relay.port, Some(relay))
+            }
+        };
         Some(Swtpm {
             child,
             dir,
+            transport,
             port,
+            relay,
             template,
         })
     }
 
-    /// The TCTI string for this TPM.
+    /// The TCTI string with which iamra reaches this TPM.
     pub fn tcti(&self) -> String {
+        match self.transport {
+            Transport::Tcp => self.tools_tcti(),
+            Transport::UnixSocket | Transport::UnixSocketOnly => {
+                format!("swtpm:path={}", self.socket().display())
+            }
+        }
+    }
+
+    /// swtpm's unix socket (for a unix-socket transport).
+    pub fn socket(&self) -> PathBuf {
+        assert_ne!(self.transport, Transport::Tcp, "a TCP swtpm has no socket");
+        self.dir.path().join("swtpm.sock")
+    }
+
+    /// The TCTI with which the test's tools reach this TPM (over TCP, through the
+    /// test's relay for a unix socket).
+    fn tools_tcti(&self) -> String {
         format!("swtpm:host=127.0.0.1,port={}", self.port)
     }
 
@@ -529,7 +684,7 @@ impl Swtpm {
     /// Runs a tpm2-tools command against this TPM (then flushes), returning stdout.
     pub fn tpm2(&self, program: &str, args: &[&str]) -> String {
         let t = Tools {
-            tcti: self.tcti(),
+            tcti: self.tools_tcti(),
             dir: self.dir.path(),
         };
         String::from_utf8_lossy(&t.tpm2(program, args).stdout).into_owned()
@@ -540,7 +695,7 @@ impl Swtpm {
     pub fn handles(&self, kind: &str) -> Vec<String> {
         let out = run(Command::new("tpm2_getcap")
             .arg(format!("handles-{kind}"))
-            .env("TPM2TOOLS_TCTI", self.tcti())
+            .env("TPM2TOOLS_TCTI", self.tools_tcti())
             .env("TSS2_LOG", "all+none"));
         String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -552,6 +707,7 @@ impl Swtpm {
     /// Kills swtpm and starts it again on the same state and ports (a TPM reset:
     /// every transient object and session is gone).
     pub fn restart(&mut self) {
+        assert_eq!(self.transport, Transport::Tcp, "restart is for TCP swtpms");
         let _ = self.child.kill();
         let _ = self.child.wait();
         let state = self.dir.path().join("state");
@@ -585,5 +741,6 @@ impl Drop for Swtpm {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        drop(self.relay.take());
     }
 }
