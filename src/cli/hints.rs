@@ -86,7 +86,7 @@ fn tpm_hint(e: &key::TpmError) -> Option<String> {
     use key::TpmError as T;
     let text = match e {
         T::Unreachable { .. } | T::Tcti(_) => {
-            "choose the TPM with TPM2TOOLS_TCTI (device:/dev/tpmrm0, or swtpm:host=127.0.0.1,port=2321 for a simulator) or TPM_DEVICE".to_string()
+            "choose the TPM with TPM2TOOLS_TCTI (device:/dev/tpmrm0, or for a simulator swtpm:path=SOCKET or swtpm:host=127.0.0.1,port=2321) or TPM_DEVICE".to_string()
         }
         T::PasswordRequired { .. } => format!(
             "set {TPM_ENV}, pass --tpm-key-password-file FILE, or run from a terminal to be prompted"

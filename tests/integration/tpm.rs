@@ -597,31 +597,31 @@ fn tpm_failures_give_one_clear_line() {
             cp(&ep, &f("prov-ec.crt"), &f("prov-ec.tss2.pem"), &[]),
             vec![("TPM2TOOLS_TCTI", closed_tcti.clone())],
             format!(
-                "iamra: error: no TPM reachable through TCTI {closed_tcti} (from TPM2TOOLS_TCTI): cannot connect to the swtpm simulator at host=127.0.0.1,port={closed_port} (TSS2 error 0xa000a)\niamra: hint: choose the TPM with TPM2TOOLS_TCTI (device:/dev/tpmrm0, or swtpm:host=127.0.0.1,port=2321 for a simulator) or TPM_DEVICE\n"
+                "iamra: error: no TPM reachable through TCTI {closed_tcti} (from TPM2TOOLS_TCTI): cannot connect to the swtpm simulator at host=127.0.0.1,port={closed_port} (TSS2 error 0xa000a)\niamra: hint: choose the TPM with TPM2TOOLS_TCTI (device:/dev/tpmrm0, or for a simulator swtpm:path=SOCKET or swtpm:host=127.0.0.1,port=2321) or TPM_DEVICE\n"
             ),
         ),
         (
             cp(&ep, &f("prov-ec.crt"), &f("prov-ec.tss2.pem"), &[]),
             vec![("TPM2TOOLS_TCTI", String::new()), ("TPM_DEVICE", "/nonexistent/tpm0".into())],
-            "iamra: error: no TPM reachable through TCTI device:/nonexistent/tpm0 (from TPM_DEVICE): /nonexistent/tpm0 does not exist (no TPM, or its driver is not loaded)\niamra: hint: choose the TPM with TPM2TOOLS_TCTI (device:/dev/tpmrm0, or swtpm:host=127.0.0.1,port=2321 for a simulator) or TPM_DEVICE\n".into(),
+            "iamra: error: no TPM reachable through TCTI device:/nonexistent/tpm0 (from TPM_DEVICE): /nonexistent/tpm0 does not exist (no TPM, or its driver is not loaded)\niamra: hint: choose the TPM with TPM2TOOLS_TCTI (device:/dev/tpmrm0, or for a simulator swtpm:path=SOCKET or swtpm:host=127.0.0.1,port=2321) or TPM_DEVICE\n".into(),
         ),
         (
             cp(&ep, &f("prov-ec.crt"), &f("prov-ec.tss2.pem"), &[]),
             vec![("TPM2TOOLS_TCTI", String::new()), ("TPM_DEVICE", socket.clone())],
             format!(
-                "iamra: error: no TPM reachable through TCTI swtpm:path={socket} (from TPM_DEVICE): cannot connect to swtpm's unix socket {socket}: Connection refused (os error 111)\niamra: hint: choose the TPM with TPM2TOOLS_TCTI (device:/dev/tpmrm0, or swtpm:host=127.0.0.1,port=2321 for a simulator) or TPM_DEVICE\n"
+                "iamra: error: no TPM reachable through TCTI swtpm:path={socket} (from TPM_DEVICE): cannot connect to swtpm's unix socket {socket}: Connection refused (os error 111)\niamra: hint: choose the TPM with TPM2TOOLS_TCTI (device:/dev/tpmrm0, or for a simulator swtpm:path=SOCKET or swtpm:host=127.0.0.1,port=2321) or TPM_DEVICE\n"
             ),
         ),
         (
             cp(&ep, &f("prov-ec.crt"), &f("prov-ec.tss2.pem"), &[]),
             vec![("TPM2TOOLS_TCTI", "swtpm:path=/nonexistent/swtpm.sock".into())],
-            "iamra: error: no TPM reachable through TCTI swtpm:path=/nonexistent/swtpm.sock (from TPM2TOOLS_TCTI): /nonexistent/swtpm.sock does not exist\niamra: hint: choose the TPM with TPM2TOOLS_TCTI (device:/dev/tpmrm0, or swtpm:host=127.0.0.1,port=2321 for a simulator) or TPM_DEVICE\n".into(),
+            "iamra: error: no TPM reachable through TCTI swtpm:path=/nonexistent/swtpm.sock (from TPM2TOOLS_TCTI): /nonexistent/swtpm.sock does not exist\niamra: hint: choose the TPM with TPM2TOOLS_TCTI (device:/dev/tpmrm0, or for a simulator swtpm:path=SOCKET or swtpm:host=127.0.0.1,port=2321) or TPM_DEVICE\n".into(),
         ),
         (
             cp(&ep, &f("prov-ec.crt"), &f("prov-ec.tss2.pem"), &[]),
             vec![("TPM2TOOLS_TCTI", format!("swtpm:path={socket},port=2321"))],
             format!(
-                "iamra: error: TPM2TOOLS_TCTI=\"swtpm:path={socket},port=2321\" cannot be used: path= (a unix socket) cannot be combined with host= or port=\niamra: hint: choose the TPM with TPM2TOOLS_TCTI (device:/dev/tpmrm0, or swtpm:host=127.0.0.1,port=2321 for a simulator) or TPM_DEVICE\n"
+                "iamra: error: TPM2TOOLS_TCTI=\"swtpm:path={socket},port=2321\" cannot be used: path= (a unix socket) cannot be combined with host= or port=\niamra: hint: choose the TPM with TPM2TOOLS_TCTI (device:/dev/tpmrm0, or for a simulator swtpm:path=SOCKET or swtpm:host=127.0.0.1,port=2321) or TPM_DEVICE\n"
             ),
         ),
         (
