@@ -20,6 +20,11 @@ and the peak RSS of `iamra serve` (VmHWM) after every run.
   bench/serve.py                       # ROUNDS=5 DURATION=10s
   ROUNDS=3 DURATION=5s bench/serve.py
   COMPARE=/path/to/other/iamra bench/serve.py   # A/B another build as well
+  ONLY=get:64:2 bench/serve.py         # one workload (workload:connections:threads)
+  COMPARE_ARGS="--threads 2" bench/serve.py     # the same build with other serve flags
+
+Besides the medians, every run of every workload is printed (requests/s and p99 per
+round), for goals that must hold in each run, not only in the median.
 """
 import os, re, shutil, signal, statistics, subprocess, sys, tempfile, time, urllib.request
 
@@ -82,7 +87,7 @@ class Server:
         return sum(cpu_seconds(p) for p in self.pids())
 
 
-def start_iamra(name, binary, work, endpoint_port, procs):
+def start_iamra(name, binary, work, endpoint_port, procs, extra=()):
     a = arns()
     out = os.path.join(work, f"{name}.out")
     p = subprocess.Popen(
@@ -91,7 +96,7 @@ def start_iamra(name, binary, work, endpoint_port, procs):
          "--intermediates", os.path.join(T, "chain.pem"),
          "--trust-anchor-arn", a["TRUST_ANCHOR_ARN"], "--profile-arn", a["PROFILE_ARN"],
          "--role-arn", a["ROLE_ARN"], "--endpoint", f"https://127.0.0.1:{endpoint_port}",
-         "--ca-bundle", os.path.join(T, "tls", "ca.pem")],
+         "--ca-bundle", os.path.join(T, "tls", "ca.pem"), *extra],
         stdout=open(out, "w"), stderr=subprocess.DEVNULL)
     procs.append(p)
     wait_for(out, p)
@@ -183,8 +188,12 @@ def main():
         s, p, doc = start_iamra("iamra", os.path.join(BIN, "iamra"), work, ep_port, procs)
         servers.append(s)
         iamras.append((s, p))
-        if os.environ.get("COMPARE"):
-            s, p, _ = start_iamra("compare", os.environ["COMPARE"], work, ep_port, procs)
+        if os.environ.get("COMPARE") or os.environ.get("COMPARE_ARGS"):
+            # Another build, or the same build with other serve flags (COMPARE_ARGS).
+            binary = os.environ.get("COMPARE", os.path.join(BIN, "iamra"))
+            extra = os.environ.get("COMPARE_ARGS", "").split()
+            name = "compare " + " ".join(extra) if extra else "compare"
+            s, p, _ = start_iamra(name, binary, work, ep_port, procs, extra)
             servers.append(s)
             iamras.append((s, p))
         floor = start_nginx(work, doc, procs)
@@ -192,6 +201,9 @@ def main():
             servers.append(floor)
         runs = [("get", 1, 1), ("get", 64, 1), ("get", 64, 2),
                 ("put-get", 1, 1), ("put-get", 64, 1), ("put-get", 64, 2)]
+        if os.environ.get("ONLY"):
+            name, conns, threads = os.environ["ONLY"].split(":")
+            runs = [(name, int(conns), int(threads))]
         for s in servers:  # warm-up
             wrk(s, "get", 64, 2, "2s")
         results = {}
@@ -212,6 +224,15 @@ def main():
                 med = {k: statistics.median(x[k] for x in rs) for k in rs[0]}
                 print(f"| {run[0]} | {run[1]} | {run[2]} | {s.name} | {med['rps']:,.0f} | "
                       f"{med['p50']:.2f} | {med['p99']:.2f} | {med['cpu_us']:.1f} |")
+        print("\nEvery run (round by round):\n")
+        print("| workload | connections | wrk threads | server | requests/s per round | p99 ms per round |")
+        print("|---|---:|---:|---|---|---|")
+        for run in runs:
+            for s in servers:
+                rs = results[(s.name,) + run]
+                rps = ", ".join(f"{x['rps']:,.0f}" for x in rs)
+                p99 = ", ".join(f"{x['p99']:.2f}" for x in rs)
+                print(f"| {run[0]} | {run[1]} | {run[2]} | {s.name} | {rps} | {p99} |")
         print()
         for s, p in iamras:
             print(f"peak RSS of {s.name} serve after every run: {peak_rss_mib(p.pid):.1f} MiB")
