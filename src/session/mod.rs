@@ -397,14 +397,16 @@ impl Client {
             .user_agent(concat!("iamra/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none());
         if let Some(path) = &options.ca_bundle {
-            let pem =
+            let mut pem =
                 crate::input::read_file("CA bundle", path).map_err(|e| SessionError::CaBundle {
                     path: path.clone(),
                     reason: format!("cannot be read ({})", crate::error::chain(&e)),
                 })?;
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             let verifier =
-                roots::BundleVerifier::from_pem(&pem, provider.clone()).map_err(|reason| {
+                // Not a secret: the bundle is kept, not copied.
+                roots::BundleVerifier::from_pem(std::mem::take(&mut *pem), provider.clone())
+                    .map_err(|reason| {
                     SessionError::CaBundle {
                         path: path.clone(),
                         reason,

@@ -49,7 +49,7 @@ impl BundleVerifier {
     /// Reads the `CERTIFICATE` blocks of a PEM bundle (other blocks are skipped,
     /// as reqwest's reader skips them), decoding of each only what holds its
     /// subject. The error completes "CA bundle PATH …".
-    pub(crate) fn from_pem(pem: &[u8], provider: Arc<CryptoProvider>) -> Result<Self, String> {
+    pub(crate) fn from_pem(pem: Vec<u8>, provider: Arc<CryptoProvider>) -> Result<Self, String> {
         let begin = memchr::memmem::Finder::new(BEGIN);
         let end = memchr::memmem::Finder::new(END);
         let mut anchors = Vec::new();
@@ -73,7 +73,7 @@ impl BundleVerifier {
             return Err("holds no certificate".into());
         }
         Ok(BundleVerifier {
-            pem: pem.to_vec(),
+            pem,
             anchors,
             provider,
         })
@@ -164,14 +164,23 @@ impl ServerCertVerifier for BundleVerifier {
 /// Decodes the first `limit` base64 characters of `text` (line breaks skipped; all of
 /// it when shorter).
 fn decode(text: &[u8], limit: usize) -> Result<Vec<u8>, base64::DecodeError> {
+    // Copied run by run between whitespace (PEM lines are 64 characters), not byte
+    // by byte: this runs for every certificate of a bundle at every call.
     let mut clean = Vec::with_capacity(text.len().min(limit));
-    for &b in text {
-        if !b.is_ascii_whitespace() {
-            if clean.len() == limit {
-                break;
-            }
-            clean.push(b);
-        }
+    let mut rest = text;
+    while !rest.is_empty() && clean.len() < limit {
+        let run = rest
+            .iter()
+            .position(u8::is_ascii_whitespace)
+            .unwrap_or(rest.len());
+        let take = run.min(limit - clean.len());
+        clean.extend_from_slice(&rest[..take]);
+        rest = &rest[run..];
+        let spaces = rest
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .unwrap_or(rest.len());
+        rest = &rest[spaces..];
     }
     base64::engine::general_purpose::STANDARD.decode(&clean)
 }
@@ -273,6 +282,23 @@ mod tests {
     }
 
     #[test]
+    fn decoding_skips_any_whitespace_and_stops_at_the_limit() {
+        use base64::Engine as _;
+        let der: Vec<u8> = (0..=255u8).cycle().take(700).collect();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        // Lines of odd lengths, CRLF, tabs and spaces, leading and trailing.
+        let mut text = b"\r\n ".to_vec();
+        for (i, chunk) in b64.as_bytes().chunks(61).enumerate() {
+            text.extend_from_slice(chunk);
+            text.extend_from_slice(if i % 2 == 0 { b"\r\n" } else { b" \t\n" });
+        }
+        assert_eq!(decode(&text, usize::MAX).unwrap(), der);
+        // A limit inside a line: exactly that many base64 characters decoded.
+        assert_eq!(decode(&text, 100).unwrap(), der[..75]);
+        assert_eq!(decode(&text, 64).unwrap(), der[..48]);
+    }
+
+    #[test]
     fn names_match_a_full_parser() {
         for path in [
             "tls/ca.pem",
@@ -295,7 +321,7 @@ mod tests {
         let mut bundle = testdata("ca/root.pem");
         bundle.extend(testdata("tls/ca.pem"));
         bundle.extend(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
-        let v = BundleVerifier::from_pem(&bundle, provider()).unwrap();
+        let v = BundleVerifier::from_pem(bundle.clone(), provider()).unwrap();
         assert_eq!(v.anchors.len(), 2, "the key block is skipped");
         let server = crate::pem::parse_all(&testdata("tls/server.pem"))
             .unwrap()
@@ -317,7 +343,7 @@ mod tests {
 
     #[test]
     fn broken_bundles_are_refused_with_the_reason() {
-        let e = |pem: &[u8]| BundleVerifier::from_pem(pem, provider()).unwrap_err();
+        let e = |pem: &[u8]| BundleVerifier::from_pem(pem.to_vec(), provider()).unwrap_err();
         assert_eq!(e(b""), "holds no certificate");
         assert_eq!(e(b"garbage"), "holds no certificate");
         assert_eq!(
