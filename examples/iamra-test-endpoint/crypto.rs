@@ -5,6 +5,8 @@
 
 use ecdsa::signature::hazmat::PrehashVerifier;
 use sha2::{Digest, Sha256, Sha384, Sha512};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use x509_parser::oid_registry::{
     OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_PKCS1_RSAENCRYPTION,
     OID_PKCS1_SHA256WITHRSA, OID_PKCS1_SHA384WITHRSA, OID_PKCS1_SHA512WITHRSA,
@@ -58,8 +60,12 @@ impl MlDsaSet {
 
     /// Verifies a pure ML-DSA signature with the empty context.
     fn verify(self, public_key: &[u8], msg: &[u8], sig: &[u8]) -> bool {
-        fn inner<P: ml_dsa::MlDsaParams>(public_key: &[u8], msg: &[u8], sig: &[u8]) -> bool {
-            let Ok(pk) = ml_dsa::EncodedVerifyingKey::<P>::try_from(public_key) else {
+        fn inner<P: ml_dsa::MlDsaParams>(
+            key: Option<Arc<ml_dsa::VerifyingKey<P>>>,
+            msg: &[u8],
+            sig: &[u8],
+        ) -> bool {
+            let Some(key) = key else {
                 return false;
             };
             let Ok(sig) = ml_dsa::EncodedSignature::<P>::try_from(sig) else {
@@ -68,13 +74,64 @@ impl MlDsaSet {
             let Some(sig) = ml_dsa::Signature::<P>::decode(&sig) else {
                 return false;
             };
-            ml_dsa::VerifyingKey::<P>::decode(&pk).verify_with_context(msg, &[], &sig)
+            key.verify_with_context(msg, &[], &sig)
         }
+        let keys = decoded_keys();
         match self {
-            MlDsaSet::L44 => inner::<ml_dsa::MlDsa44>(public_key, msg, sig),
-            MlDsaSet::L65 => inner::<ml_dsa::MlDsa65>(public_key, msg, sig),
-            MlDsaSet::L87 => inner::<ml_dsa::MlDsa87>(public_key, msg, sig),
+            MlDsaSet::L44 => inner(keys.l44.get(public_key), msg, sig),
+            MlDsaSet::L65 => inner(keys.l65.get(public_key), msg, sig),
+            MlDsaSet::L87 => inner(keys.l87.get(public_key), msg, sig),
         }
+    }
+}
+
+/// Decoded ML-DSA public keys by their exact encoding. Decoding (FIPS 204
+/// `pkDecode` and the expansion of the matrix A from rho, Algorithm 32) costs about
+/// as much as the verification itself, and every request of a client signs with
+/// the same leaf key under the same CA key: the decoded key depends on the
+/// encoding alone, so using it again checks exactly what decoding anew would.
+struct DecodedKeys {
+    l44: KeyCache<ml_dsa::MlDsa44>,
+    l65: KeyCache<ml_dsa::MlDsa65>,
+    l87: KeyCache<ml_dsa::MlDsa87>,
+}
+
+fn decoded_keys() -> &'static DecodedKeys {
+    static KEYS: OnceLock<DecodedKeys> = OnceLock::new();
+    KEYS.get_or_init(|| DecodedKeys {
+        l44: KeyCache::default(),
+        l65: KeyCache::default(),
+        l87: KeyCache::default(),
+    })
+}
+
+/// Most keys of one parameter set kept (emptied when full).
+const MAX_CACHED_KEYS: usize = 64;
+
+/// One parameter set's decoded keys.
+struct KeyCache<P: ml_dsa::MlDsaParams>(Mutex<HashMap<Vec<u8>, Arc<ml_dsa::VerifyingKey<P>>>>);
+
+impl<P: ml_dsa::MlDsaParams> Default for KeyCache<P> {
+    fn default() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<P: ml_dsa::MlDsaParams> KeyCache<P> {
+    /// The decoded key of `public_key`; None when it has the wrong length.
+    fn get(&self, public_key: &[u8]) -> Option<Arc<ml_dsa::VerifyingKey<P>>> {
+        let encoded = ml_dsa::EncodedVerifyingKey::<P>::try_from(public_key).ok()?;
+        let lock = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(key) = lock().get(public_key) {
+            return Some(key.clone());
+        }
+        let key = Arc::new(ml_dsa::VerifyingKey::<P>::decode(&encoded));
+        let mut keys = lock();
+        if keys.len() >= MAX_CACHED_KEYS {
+            keys.clear();
+        }
+        keys.insert(public_key.to_vec(), key.clone());
+        Some(key)
     }
 }
 

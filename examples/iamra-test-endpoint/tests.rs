@@ -1791,3 +1791,43 @@ fn arbitrary_garbage_never_panics() {
         "AWS4-X509-RSA-SHA256 Credential=1/20261122/r/s/aws4_request, SignedHeaders=a, Signature=0",
     );
 }
+
+#[test]
+fn decoded_mldsa_keys_are_reused_only_for_the_exact_same_key() {
+    let mut seen = 0;
+    for v in all_vectors() {
+        let sts = read(&v.dir.join("string-to-sign.txt"));
+        let leaf_der = &pem_certs(&v.dir.join("cert.pem"))[0];
+        let leaf = cert::parse_der(leaf_der).expect("leaf");
+        let key = PublicKey::from_spki(leaf.public_key()).expect("key");
+        let (Some(set), PublicKey::MlDsa(_, encoded)) = (key.mldsa_set(), &key) else {
+            continue;
+        };
+        seen += 1;
+        let auth = auth_of(&v.req);
+        let sig = hex::decode(auth.split_once("Signature=").expect("sig").1).expect("hex");
+        // Twice: decoded, then from the cache.
+        for _ in 0..2 {
+            assert!(
+                key.verify(Scheme::MlDsa(set), sts.as_bytes(), &sig),
+                "{}",
+                v.name
+            );
+        }
+        // One byte of rho, then one of t1, changed after the key is cached.
+        for pos in [0, encoded.len() - 1] {
+            let mut other = encoded.clone();
+            other[pos] ^= 0x01;
+            let other = PublicKey::MlDsa(set, other);
+            assert!(
+                !other.verify(Scheme::MlDsa(set), sts.as_bytes(), &sig),
+                "{} pos {pos}",
+                v.name
+            );
+        }
+        let short = PublicKey::MlDsa(set, encoded[1..].to_vec());
+        assert!(!short.verify(Scheme::MlDsa(set), sts.as_bytes(), &sig));
+        assert!(key.verify(Scheme::MlDsa(set), sts.as_bytes(), &sig));
+    }
+    assert!(seen >= 3, "ML-DSA vectors: {seen}");
+}

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use ml_dsa::{
     EncodedSignature, EncodedVerifyingKey, ExpandedSigningKey, ExpandedSigningKeyBytes, MlDsa44,
-    MlDsa65, MlDsa87, MlDsaParams, Signature, VerifyingKey,
+    MlDsa65, MlDsa87, MlDsaParams, Signature, SigningKey, VerifyingKey,
 };
 use pkcs8::der::{Decode as _, Reader as _, TagNumber, asn1::OctetStringRef};
 use zeroize::Zeroizing;
@@ -42,17 +42,33 @@ pub(crate) fn verify(set: MlDsaParameterSet, public_key: &[u8], msg: &[u8], sig:
     }
 }
 
-/// One parameter set's key: the expanded signing key (zeroized on drop by
-/// `ml-dsa`) and the encoded public key.
+/// One parameter set's key: the signing key (zeroized on drop by `ml-dsa`) and the
+/// encoded public key.
 struct Keys<P: MlDsaParams> {
-    secret: Box<ExpandedSigningKey<P>>,
+    secret: Secret<P>,
     public: Vec<u8>,
+}
+
+/// How the key was given. A seed's [`SigningKey`] keeps the verifying key that key
+/// generation computed (FIPS 204 Algorithm 6): asking an [`ExpandedSigningKey`] for
+/// its verifying key computes `A·s1 + s2` a second time (about a third of the cost
+/// of loading the key).
+enum Secret<P: MlDsaParams> {
+    /// From a seed (the `seed` and `both` forms).
+    Seeded(Box<SigningKey<P>>),
+    /// From an expanded key alone.
+    Expanded(Box<ExpandedSigningKey<P>>),
 }
 
 impl<P: MlDsaParams> Keys<P> {
     fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, String> {
-        self.secret
-            .sign_deterministic(msg, &[])
+        let signature = match &self.secret {
+            // `SigningKey`'s `Signer` is the deterministic variant with the empty
+            // context, as `sign_deterministic(msg, &[])` below.
+            Secret::Seeded(key) => ml_dsa::Signer::try_sign(key.as_ref(), msg),
+            Secret::Expanded(key) => key.sign_deterministic(msg, &[]),
+        };
+        signature
             .map(|s| s.encode().to_vec())
             .map_err(|e| format!("ML-DSA signing failed ({e})"))
     }
@@ -215,12 +231,12 @@ fn keys_from<P: MlDsaParams>(
     form: &PrivateKeyForm<'_>,
     set: MlDsaParameterSet,
 ) -> Result<Keys<P>, KeyError2> {
-    let from_seed = |seed: &[u8]| -> Result<Box<ExpandedSigningKey<P>>, KeyError2> {
+    let from_seed = |seed: &[u8]| -> Result<Box<SigningKey<P>>, KeyError2> {
         check_seed_len(seed, set).map_err(KeyError2::Malformed)?;
         let seed = Zeroizing::new(
             ml_dsa::Seed::try_from(seed).map_err(|_| KeyError2::Malformed("seed".into()))?,
         );
-        Ok(Box::new(ExpandedSigningKey::<P>::from_seed(&seed)))
+        Ok(Box::new(SigningKey::<P>::from_seed(&seed)))
     };
     let from_expanded = |expanded: &[u8]| -> Result<Box<ExpandedSigningKey<P>>, KeyError2> {
         check_expanded_len(expanded, set).map_err(KeyError2::Malformed)?;
@@ -241,24 +257,34 @@ fn keys_from<P: MlDsaParams>(
         let key = ExpandedSigningKey::<P>::from_expanded(&bytes);
         Ok(Box::new(key))
     };
-    let secret = match form {
-        PrivateKeyForm::Seed(seed) => from_seed(seed)?,
-        PrivateKeyForm::Expanded(expanded) => from_expanded(expanded)?,
+    // The seed's verifying key as key generation computed it.
+    let seeded = |key: Box<SigningKey<P>>| {
+        let public = AsRef::<VerifyingKey<P>>::as_ref(key.as_ref())
+            .encode()
+            .to_vec();
+        (Secret::Seeded(key), public)
+    };
+    let (secret, public) = match form {
+        PrivateKeyForm::Seed(seed) => seeded(from_seed(seed)?),
+        PrivateKeyForm::Expanded(expanded) => {
+            let key = from_expanded(expanded)?;
+            let public = key.verifying_key().encode().to_vec();
+            (Secret::Expanded(key), public)
+        }
         PrivateKeyForm::Both { seed, expanded } => {
             check_expanded_len(expanded, set).map_err(KeyError2::Malformed)?;
-            let secret = from_seed(seed)?;
+            let key = from_seed(seed)?;
             #[allow(deprecated)] // the encoding is what RFC 9881 compares
-            let derived = Zeroizing::new(secret.to_expanded());
+            let derived = Zeroizing::new(key.expanded_key().to_expanded());
             if derived.as_slice() != *expanded {
                 return Err(KeyError2::Inconsistent(format!(
                     "its {} expanded key is not the one its seed expands to",
                     set.name()
                 )));
             }
-            secret
+            seeded(key)
         }
     };
-    let public = secret.verifying_key().encode().to_vec();
     let keys = Keys { secret, public };
     if let PrivateKeyForm::Expanded(_) = form {
         // The expanded form carries no seed to re-derive from: check that its
