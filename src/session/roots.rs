@@ -189,12 +189,16 @@ fn decode(text: &[u8], limit: usize) -> Result<Vec<u8>, base64::DecodeError> {
 /// it holds the subject. `Ok(None)`: not a certificate.
 fn subject_of(text: &[u8]) -> Result<Option<Vec<u8>>, String> {
     let bad = |_| "is not a PEM certificate bundle (bad base64)".to_string();
-    let prefix = decode(text, PREFIX).map_err(bad)?;
-    if let Some((_, subject)) = names(&prefix) {
-        return Ok(Some(subject.to_vec()));
-    }
-    if prefix.len() < PREFIX / 4 * 3 {
-        return Ok(None);
+    // Most CA certificates name their subject within the first 384 bytes; the
+    // rest within 768; a few need the whole certificate.
+    for limit in [PREFIX / 2, PREFIX] {
+        let prefix = decode(text, limit).map_err(bad)?;
+        if let Some((_, subject)) = names(&prefix) {
+            return Ok(Some(subject.to_vec()));
+        }
+        if prefix.len() < limit / 4 * 3 {
+            return Ok(None);
+        }
     }
     let whole = decode(text, usize::MAX).map_err(bad)?;
     Ok(names(&whole).map(|(_, subject)| subject.to_vec()))
