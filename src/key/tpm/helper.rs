@@ -659,6 +659,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_bridged_connection_waits_as_long_as_a_reply() {
+        assert_eq!(REPLY_TIMEOUT, super::super::bridge::IDLE_TIMEOUT);
+    }
+
+    #[test]
     fn frames_carry_their_fields_and_nothing_more() {
         let f = Frame::new(b'S', &[Field::U8(2), Field::Bytes(b"msg"), Field::U32(7)]);
         assert_eq!(
