@@ -60,14 +60,7 @@ fn signed_by(subject: &Certificate, issuer: &Certificate) -> Result<bool, ChainE
         .map_err(|_| ChainError::Unparsable(issuer.subject().into()))?;
     let alg = s.signature_algorithm.algorithm.to_id_string();
     let spki = i.public_key();
-    let curve = spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.as_oid().ok())
-        .map(|o| o.to_id_string())
-        .unwrap_or_default();
-    let p256 = curve == "1.2.840.10045.3.1.7";
+    let p256 = crate::public_key::is_p256(spki);
     if let Some(set) = crate::key::MlDsaParameterSet::from_oid(&alg) {
         // ML-DSA (RFC 9881): pure, empty context, over the TBSCertificate; the
         // issuer's key must be of the same parameter set.

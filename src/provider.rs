@@ -94,10 +94,13 @@ impl ProviderError {
 /// Builds a [`RolesAnywhereProvider`]; see the module docs.
 #[derive(Default)]
 pub struct Builder {
-    /// The identity from a spec (files, PKCS#11, TPM), re-read when its files change.
-    spec: Option<IdentitySpec>,
-    /// Whether the spec's certificate was set (the file setters may come in any order).
-    certificate_set: bool,
+    /// The parts of the identity spec (files, PKCS#11, TPM), set in any order and
+    /// assembled at `build`; the identity is re-read when its files change.
+    certificate: Option<CertificateSource>,
+    private_key: Option<KeySource>,
+    intermediates: Option<Input>,
+    pkcs11: Pkcs11Options,
+    tpm: TpmOptions,
     /// The caller's own key with its certificate and chain, checked.
     own: Option<Result<Identity, IdentityError>>,
     trust_anchor_arn: Option<String>,
@@ -118,7 +121,8 @@ impl std::fmt::Debug for Builder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Security: the spec's Debug redacts a URI's pin-value; passwords are not shown.
         f.debug_struct("Builder")
-            .field("identity", &self.spec)
+            .field("certificate", &self.certificate)
+            .field("private_key", &self.private_key)
             .field(
                 "own_key",
                 &self
@@ -134,44 +138,46 @@ impl std::fmt::Debug for Builder {
 }
 
 impl Builder {
-    fn spec_mut(&mut self) -> &mut IdentitySpec {
-        self.spec.get_or_insert_with(|| {
-            // Replaced by the certificate setter; `build` refuses a spec without one.
-            IdentitySpec::new(CertificateSource::Input(Input::file("")))
-        })
-    }
-
     /// Certificate file (PEM, DER, combined PEM or PKCS#12 bundle).
     pub fn certificate(mut self, path: impl Into<PathBuf>) -> Self {
-        self.spec_mut().certificate = CertificateSource::file(path);
-        self.certificate_set = true;
+        self.certificate = Some(CertificateSource::file(path));
         self
     }
     /// Private key file (defaults to the certificate file).
     pub fn private_key(mut self, path: impl Into<PathBuf>) -> Self {
-        self.spec_mut().private_key = Some(KeySource::file(path));
+        self.private_key = Some(KeySource::file(path));
         self
     }
     /// Intermediate certificates (PEM bundle), sent as `X-Amz-X509-Chain`.
     pub fn intermediates(mut self, path: impl Into<PathBuf>) -> Self {
-        self.spec_mut().intermediates = Some(Input::file(path));
+        self.intermediates = Some(Input::file(path));
         self
     }
     /// The whole identity as a typed spec: files, PKCS#12, PKCS#11 URIs, TPM keys,
     /// with their options (replaces the file settings above).
     pub fn identity(mut self, spec: IdentitySpec) -> Self {
-        self.spec = Some(spec);
-        self.certificate_set = true;
+        let IdentitySpec {
+            certificate,
+            private_key,
+            intermediates,
+            pkcs11,
+            tpm,
+        } = spec;
+        self.certificate = Some(certificate);
+        self.private_key = private_key;
+        self.intermediates = intermediates;
+        self.pkcs11 = pkcs11;
+        self.tpm = tpm;
         self
     }
     /// PKCS#11 options (module, PIN reuse) for the spec's URIs.
     pub fn pkcs11_options(mut self, options: Pkcs11Options) -> Self {
-        self.spec_mut().pkcs11 = options;
+        self.pkcs11 = options;
         self
     }
     /// TPM options (which TPM, a handle without password).
     pub fn tpm_options(mut self, options: TpmOptions) -> Self {
-        self.spec_mut().tpm = options;
+        self.tpm = options;
         self
     }
     /// A signing key of the caller's own (an HSM of theirs, say) with its
@@ -282,7 +288,7 @@ impl Builder {
             Some(p) => Arc::from(p),
             None => Arc::new(NoPassword),
         };
-        let (spec, identity) = match (self.own, self.spec) {
+        let (spec, identity) = match (self.own, self.certificate) {
             (Some(own), _) => {
                 let identity = own?;
                 identity
@@ -291,7 +297,14 @@ impl Builder {
                     .map_err(IdentityError::from)?;
                 (None, identity)
             }
-            (None, Some(spec)) if self.certificate_set => {
+            (None, Some(certificate)) => {
+                let spec = IdentitySpec {
+                    certificate,
+                    private_key: self.private_key,
+                    intermediates: self.intermediates,
+                    pkcs11: self.pkcs11,
+                    tpm: self.tpm,
+                };
                 let identity = spec.load(passwords.as_ref(), clock.now())?;
                 (Some(spec), identity)
             }

@@ -139,6 +139,21 @@ const OID_EC: &str = "1.2.840.10045.2.1";
 const OID_P256: &str = "1.2.840.10045.3.1.7";
 const OID_P384: &str = "1.3.132.0.34";
 
+/// The named curve of an EC key (its dotted OID; empty when none is named).
+pub(crate) fn ec_curve_oid(spki: &SubjectPublicKeyInfo<'_>) -> String {
+    spki.algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok())
+        .map(|o| o.to_id_string())
+        .unwrap_or_default()
+}
+
+/// Whether an EC key is on P-256.
+pub(crate) fn is_p256(spki: &SubjectPublicKeyInfo<'_>) -> bool {
+    ec_curve_oid(spki) == OID_P256
+}
+
 impl PublicKey {
     /// Reads a certificate's subject public key. The error names the unsupported kind.
     pub(crate) fn from_spki(spki: &SubjectPublicKeyInfo<'_>) -> Result<Self, String> {
@@ -155,22 +170,13 @@ impl PublicKey {
                 }
                 Ok(PublicKey::Rsa { pkcs1: data, bits })
             }
-            OID_EC => {
-                let curve = spki
-                    .algorithm
-                    .parameters
-                    .as_ref()
-                    .and_then(|p| p.as_oid().ok())
-                    .map(|o| o.to_id_string())
-                    .unwrap_or_default();
-                match curve.as_str() {
-                    OID_P256 if data.len() == 65 => Ok(PublicKey::P256(data)),
-                    OID_P384 if data.len() == 97 => Ok(PublicKey::P384(data)),
-                    OID_P256 | OID_P384 => Err("compressed or malformed EC".into()),
-                    "1.3.132.0.35" => Err("EC P-521".into()),
-                    other => Err(format!("EC (curve {other})")),
-                }
-            }
+            OID_EC => match ec_curve_oid(spki).as_str() {
+                OID_P256 if data.len() == 65 => Ok(PublicKey::P256(data)),
+                OID_P384 if data.len() == 97 => Ok(PublicKey::P384(data)),
+                OID_P256 | OID_P384 => Err("compressed or malformed EC".into()),
+                "1.3.132.0.35" => Err("EC P-521".into()),
+                other => Err(format!("EC (curve {other})")),
+            },
             "1.3.101.112" => Err("Ed25519".into()),
             "1.3.101.113" => Err("Ed448".into()),
             "1.2.840.10040.4.1" => Err("DSA".into()),

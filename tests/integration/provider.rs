@@ -30,17 +30,8 @@ fn sdk_config_gets_credentials_and_fresh_ones_near_expiry() {
         .clock(clock.clone())
         .build()
         .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(provider)
-            .load()
-            .await;
-        let sdk_provider = config.credentials_provider().expect("provider set");
+    runtime().block_on(async {
+        let sdk_provider = sdk_credentials(provider).await;
         let first = sdk_provider.provide_credentials().await.unwrap();
         assert!(first.access_key_id().starts_with("ASIA"));
         assert!(first.session_token().is_some());
@@ -117,16 +108,23 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// The credentials provider of an aws-config `SdkConfig` built on `provider`.
+async fn sdk_credentials(
+    provider: iamra::RolesAnywhereProvider,
+) -> aws_credential_types::provider::SharedCredentialsProvider {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(provider)
+        .load()
+        .await;
+    config.credentials_provider().expect("provider set")
+}
+
 /// Gets credentials twice through an aws-config `SdkConfig` built on `provider`;
 /// returns the access key ids.
 fn through_sdk_config(provider: iamra::RolesAnywhereProvider) -> (String, String) {
     runtime().block_on(async {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(provider)
-            .load()
-            .await;
-        let sdk = config.credentials_provider().expect("provider set");
+        let sdk = sdk_credentials(provider).await;
         let first = sdk.provide_credentials().await.unwrap();
         let second = sdk.provide_credentials().await.unwrap();
         (
