@@ -1,5 +1,6 @@
 //! Signature verification primitives: RSA PKCS#1 v1.5 (ring), ECDSA P-256 /
-//! P-384 over a prehash (RustCrypto) and pure ML-DSA-44/65/87 with the empty
+//! P-384 (ring for SHA-256 and SHA-384; RustCrypto over a prehash for SHA-512,
+//! which ring lacks) and pure ML-DSA-44/65/87 with the empty
 //! context (RustCrypto `ml-dsa`, FIPS 204 / RFC 9881), for request signatures and
 //! certificate signatures alike.
 
@@ -19,10 +20,11 @@ use x509_parser::x509::{AlgorithmIdentifier, SubjectPublicKeyInfo};
 pub enum PublicKey {
     /// RSA: the PKCS#1 `RSAPublicKey` DER (the SPKI bit string contents).
     Rsa(Vec<u8>),
-    /// ECDSA on P-256.
-    P256(p256::ecdsa::VerifyingKey),
-    /// ECDSA on P-384.
-    P384(p384::ecdsa::VerifyingKey),
+    /// ECDSA on P-256: the key, checked on the curve when read, and its
+    /// uncompressed SEC1 encoding (what ring verifies with).
+    P256(p256::ecdsa::VerifyingKey, Vec<u8>),
+    /// ECDSA on P-384, as for P-256.
+    P384(p384::ecdsa::VerifyingKey, Vec<u8>),
     /// ML-DSA: the parameter set and the raw FIPS 204 public key.
     MlDsa(MlDsaSet, Vec<u8>),
 }
@@ -185,15 +187,17 @@ impl PublicKey {
         }
         if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
             let curve = spki.algorithm.parameters.as_ref()?.as_oid().ok()?;
+            // Compressed points are accepted too (RustCrypto decompresses them):
+            // ring is handed the uncompressed form.
             if curve == OID_EC_P256 {
-                return p256::ecdsa::VerifyingKey::from_sec1_bytes(bits)
-                    .ok()
-                    .map(PublicKey::P256);
+                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(bits).ok()?;
+                let sec1 = key.to_sec1_point(false).as_bytes().to_vec();
+                return Some(PublicKey::P256(key, sec1));
             }
             if curve == OID_NIST_EC_P384 {
-                return p384::ecdsa::VerifyingKey::from_sec1_bytes(bits)
-                    .ok()
-                    .map(PublicKey::P384);
+                let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(bits).ok()?;
+                let sec1 = key.to_sec1_point(false).as_bytes().to_vec();
+                return Some(PublicKey::P384(key, sec1));
             }
         }
         None
@@ -206,7 +210,7 @@ impl PublicKey {
 
     /// Whether this is an ECDSA key.
     pub fn is_ec(&self) -> bool {
-        matches!(self, PublicKey::P256(_) | PublicKey::P384(_))
+        matches!(self, PublicKey::P256(..) | PublicKey::P384(..))
     }
 
     /// The ML-DSA parameter set of an ML-DSA key.
@@ -226,17 +230,30 @@ impl PublicKey {
                     Hash::Sha384 => &ring::signature::RSA_PKCS1_2048_8192_SHA384,
                     Hash::Sha512 => &ring::signature::RSA_PKCS1_2048_8192_SHA512,
                 };
-                ring::signature::UnparsedPublicKey::new(alg, der)
-                    .verify(msg, sig)
-                    .is_ok()
+                ring_verify(alg, der, msg, sig)
             }
-            (PublicKey::P256(key), Scheme::Ecdsa(hash)) => {
+            // ring's verifiers for the pairs it has (its assembly is several times
+            // faster than RustCrypto's P-384: the test chain's leaves are signed
+            // by a P-384 intermediate, on every request's path).
+            (PublicKey::P256(_, sec1), Scheme::Ecdsa(Hash::Sha256)) => {
+                ring_verify(&ring::signature::ECDSA_P256_SHA256_ASN1, sec1, msg, sig)
+            }
+            (PublicKey::P256(_, sec1), Scheme::Ecdsa(Hash::Sha384)) => {
+                ring_verify(&ring::signature::ECDSA_P256_SHA384_ASN1, sec1, msg, sig)
+            }
+            (PublicKey::P384(_, sec1), Scheme::Ecdsa(Hash::Sha256)) => {
+                ring_verify(&ring::signature::ECDSA_P384_SHA256_ASN1, sec1, msg, sig)
+            }
+            (PublicKey::P384(_, sec1), Scheme::Ecdsa(Hash::Sha384)) => {
+                ring_verify(&ring::signature::ECDSA_P384_SHA384_ASN1, sec1, msg, sig)
+            }
+            (PublicKey::P256(key, _), Scheme::Ecdsa(hash @ Hash::Sha512)) => {
                 let Ok(sig) = p256::ecdsa::DerSignature::try_from(sig) else {
                     return false;
                 };
                 key.verify_prehash(&hash.digest(msg), &sig).is_ok()
             }
-            (PublicKey::P384(key), Scheme::Ecdsa(hash)) => {
+            (PublicKey::P384(key, _), Scheme::Ecdsa(hash @ Hash::Sha512)) => {
                 let Ok(sig) = p384::ecdsa::DerSignature::try_from(sig) else {
                     return false;
                 };
@@ -248,6 +265,18 @@ impl PublicKey {
             _ => false,
         }
     }
+}
+
+/// Verifies with one of ring's fixed algorithms; false on any mismatch.
+fn ring_verify(
+    alg: &'static dyn ring::signature::VerificationAlgorithm,
+    key: &[u8],
+    msg: &[u8],
+    sig: &[u8],
+) -> bool {
+    ring::signature::UnparsedPublicKey::new(alg, key)
+        .verify(msg, sig)
+        .is_ok()
 }
 
 /// The scheme of a certificate `signatureAlgorithm`; `None` when unsupported

@@ -1831,3 +1831,93 @@ fn decoded_mldsa_keys_are_reused_only_for_the_exact_same_key() {
     }
     assert!(seen >= 3, "ML-DSA vectors: {seen}");
 }
+
+/// A P-256 or P-384 SubjectPublicKeyInfo for `point` (SEC1, either form).
+fn ec_spki(curve: &[u64], point: &[u8]) -> Vec<u8> {
+    der::seq(&[
+        der::seq(&[der::oid(&[1, 2, 840, 10045, 2, 1]), der::oid(curve)]),
+        der::bits(point),
+    ])
+}
+
+#[test]
+fn ecdsa_verifies_every_curve_and_digest_pair_and_refuses_a_flipped_byte() {
+    use ecdsa::signature::hazmat::PrehashSigner;
+    use x509_parser::prelude::FromDer;
+    let msg = b"AWS4-X509-ECDSA-SHA256\n20261202T000000Z\nscope\nhash";
+    // (curve OID, uncompressed point, compressed point, DER signature per digest)
+    type Signed = (&'static [u64], Vec<u8>, Vec<u8>, Vec<(Hash, Vec<u8>)>);
+    let hashes = [Hash::Sha256, Hash::Sha384, Hash::Sha512];
+    let digest = |h: Hash| -> Vec<u8> {
+        use sha2::Digest as _;
+        match h {
+            Hash::Sha256 => sha2::Sha256::digest(msg).to_vec(),
+            Hash::Sha384 => sha2::Sha384::digest(msg).to_vec(),
+            Hash::Sha512 => sha2::Sha512::digest(msg).to_vec(),
+        }
+    };
+    let p256 = p256::ecdsa::SigningKey::from_slice(&[0x11; 32]).expect("p256 key");
+    let p384 = p384::ecdsa::SigningKey::from_slice(&[0x22; 48]).expect("p384 key");
+    let keys: Vec<Signed> = vec![
+        (
+            &[1, 2, 840, 10045, 3, 1, 7],
+            p256.verifying_key()
+                .to_sec1_point(false)
+                .as_bytes()
+                .to_vec(),
+            p256.verifying_key().to_sec1_point(true).as_bytes().to_vec(),
+            hashes
+                .iter()
+                .map(|&h| {
+                    let s: p256::ecdsa::Signature = p256.sign_prehash(&digest(h)).expect("sign");
+                    (h, s.to_der().as_bytes().to_vec())
+                })
+                .collect(),
+        ),
+        (
+            &[1, 3, 132, 0, 34],
+            p384.verifying_key()
+                .to_sec1_point(false)
+                .as_bytes()
+                .to_vec(),
+            p384.verifying_key().to_sec1_point(true).as_bytes().to_vec(),
+            hashes
+                .iter()
+                .map(|&h| {
+                    let s: p384::ecdsa::Signature = p384.sign_prehash(&digest(h)).expect("sign");
+                    (h, s.to_der().as_bytes().to_vec())
+                })
+                .collect(),
+        ),
+    ];
+    for (curve, uncompressed, compressed, sigs) in &keys {
+        for point in [uncompressed, compressed] {
+            let spki = ec_spki(curve, point);
+            let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&spki).expect("spki");
+            let key = PublicKey::from_spki(&info).expect("EC key");
+            assert!(key.is_ec());
+            for (hash, sig) in sigs {
+                let scheme = Scheme::Ecdsa(*hash);
+                assert!(key.verify(scheme, msg, sig), "{curve:?} {hash:?}");
+                let mut other = msg.to_vec();
+                other[3] ^= 1;
+                assert!(
+                    !key.verify(scheme, &other, sig),
+                    "{curve:?} {hash:?} message"
+                );
+                let mut bad = sig.clone();
+                let last = bad.len() - 1;
+                bad[last] ^= 1;
+                assert!(
+                    !key.verify(scheme, msg, &bad),
+                    "{curve:?} {hash:?} signature"
+                );
+                // The same signature under another digest does not verify.
+                for other_hash in hashes.iter().filter(|h| *h != hash) {
+                    assert!(!key.verify(Scheme::Ecdsa(*other_hash), msg, sig));
+                }
+                assert!(!key.verify(Scheme::RsaPkcs1(*hash), msg, sig));
+            }
+        }
+    }
+}

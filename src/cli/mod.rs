@@ -325,13 +325,30 @@ pub(crate) fn prepare_with(
     let spec = required_identity_spec(&a.identity, a.intermediates.as_ref())?;
     let mut passwords = password_sources(&a.identity);
     passwords.before_prompt = before_prompt;
-    let identity = spec.load(&passwords, SystemClock.now())?;
+    // The HTTPS client (CA bundle, TLS configuration) is set up on a second thread
+    // while this one loads the key: they need nothing of each other, and a cold
+    // call waits for both. An identity error still comes first.
+    let (identity, client) = std::thread::scope(|scope| {
+        let client = std::thread::Builder::new()
+            .name("iamra-client".into())
+            .spawn_scoped(scope, || session::Client::new(client_options(a)));
+        let identity = spec.load(&passwords, SystemClock.now());
+        let client = match client {
+            Ok(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // No thread to be had (a process limit): set it up here.
+            Err(_) => session::Client::new(client_options(a)),
+        };
+        (identity, client)
+    });
+    let identity = identity?;
     if a.no_verify_ssl {
         tracing::warn!(
             "--no-verify-ssl: the endpoint's TLS certificate is NOT verified; anyone on the path can read the credentials"
         );
     }
-    let client = session::Client::new(client_options(a))?;
+    let client = client?;
     Ok(Prepared {
         params,
         spec,
@@ -518,7 +535,7 @@ pub(crate) fn process_credentials(
 fn sign_string(a: SignStringArgs) -> Result<(), CliError> {
     check_platform_flags(&a.identity)?;
     let passwords = password_sources(&a.identity);
-    let key: Box<dyn SigningKey> = match (&a.identity.private_key, &a.identity.certificate) {
+    let key: Arc<dyn SigningKey> = match (&a.identity.private_key, &a.identity.certificate) {
         // Unlike the reference, a key alone is enough; with a certificate too, the
         // pair is checked.
         (Some(k), None) => iamra::identity::load_key_alone(
@@ -526,7 +543,8 @@ fn sign_string(a: SignStringArgs) -> Result<(), CliError> {
             &pkcs11_options(a.identity.pkcs11_lib.as_ref(), a.identity.reuse_pin),
             &TpmOptions::default().with_no_key_password(a.identity.no_tpm_key_password),
             &passwords,
-        )?,
+        )?
+        .into(),
         // Diagnostics work whatever the certificate's dates: no validity check.
         _ => {
             required_identity_spec(&a.identity, None)?

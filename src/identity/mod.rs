@@ -19,12 +19,14 @@ use crate::error::{ErrorKind, Field};
 use crate::input::Input;
 use crate::key::pkcs11::{self, Pkcs11Options, Pkcs11Uri};
 use crate::key::{self, KeyError, PasswordSource, SigningKey};
+use std::sync::Arc;
 
 /// A key with its certificate and the certificates sent as `X-Amz-X509-Chain`.
 #[derive(Debug)]
 pub struct Identity {
-    /// The signing key.
-    pub key: Box<dyn SigningKey>,
+    /// The signing key (shared: a request may be signed on another thread while
+    /// its connection opens).
+    pub key: Arc<dyn SigningKey>,
     /// The leaf certificate (`X-Amz-X509`).
     pub certificate: Certificate,
     /// Intermediates (`X-Amz-X509-Chain`), in order.
@@ -45,7 +47,7 @@ impl Identity {
             &certificate,
         )?;
         Ok(Self {
-            key,
+            key: key.into(),
             certificate,
             chain,
         })
@@ -143,7 +145,7 @@ impl IdentitySpec {
                 let key =
                     pkcs11::load_key_for_certificate(k, &certificate, &self.pkcs11, passwords)?;
                 Identity {
-                    key: Box::new(key),
+                    key: Arc::new(key),
                     certificate,
                     chain: self.given_chain()?,
                 }
@@ -159,7 +161,7 @@ impl IdentitySpec {
                 )?;
                 key::check_matches(&tpm_key, Path::new(&h.to_string()), &certificate)?;
                 Identity {
-                    key: Box::new(tpm_key),
+                    key: Arc::new(tpm_key),
                     certificate,
                     chain: self.given_chain()?,
                 }
@@ -208,7 +210,7 @@ impl IdentitySpec {
             }
             let p12 = key::pkcs12::pkcs12_from_bytes(&cert_bytes, &label, passwords)?;
             return Ok(Identity {
-                key: Box::new(p12.key),
+                key: Arc::new(p12.key),
                 certificate: p12.certificate,
                 chain: p12.chain,
             });
@@ -228,7 +230,7 @@ impl IdentitySpec {
         };
         key::check_matches(key.as_ref(), &key_label, &certificate)?;
         Ok(Identity {
-            key,
+            key: key.into(),
             certificate,
             chain: self.given_chain()?,
         })
@@ -281,7 +283,7 @@ impl IdentitySpec {
             self.given_chain()?
         };
         Ok(Identity {
-            key,
+            key: key.into(),
             certificate,
             chain,
         })

@@ -8,6 +8,7 @@
 //! `X-Amz-X509-Chain` (when there is a chain), all signed; `User-Agent` unsigned.
 
 pub mod arn;
+mod direct;
 pub mod endpoint;
 pub mod response;
 mod roots;
@@ -41,6 +42,8 @@ pub const MAX_DURATION: u32 = 43200;
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 /// Largest response body accepted.
 const MAX_RESPONSE: usize = 1024 * 1024;
+/// The `User-Agent` of every request.
+const USER_AGENT: &str = concat!("iamra/", env!("CARGO_PKG_VERSION"));
 
 /// A session could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -368,10 +371,14 @@ with_setters!(ClientOptions {
     with_deadline => deadline: Option<Duration>,
 });
 
-/// A `CreateSession` client. Build it once and re-use it (connections are pooled).
+/// A `CreateSession` client. Build it once and re-use it.
 #[derive(Debug, Clone)]
 pub struct Client {
+    /// Proxied and unverified requests, and [`Client::probe`].
     http: reqwest::Client,
+    /// Every other request: its connection opens while it is signed.
+    direct: Option<direct::Connector>,
+    router: Arc<direct::Router>,
     options: ClientOptions,
 }
 
@@ -386,53 +393,74 @@ enum Attempt {
 }
 
 impl Client {
-    /// Builds the client (rustls on ring; proxies from `HTTPS_PROXY`/`NO_PROXY`).
+    /// Builds the client (rustls on ring; the system's trust store unless a CA
+    /// bundle is given; proxies from `HTTPS_PROXY`/`NO_PROXY`).
     pub fn new(options: ClientOptions) -> Result<Self, SessionError> {
         // Installing fails only when a provider is already installed: fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // The bundle is read and checked even with --no-verify-ssl.
+        let bundle = match &options.ca_bundle {
+            Some(path) => {
+                let mut pem = crate::input::read_file("CA bundle", path).map_err(|e| {
+                    SessionError::CaBundle {
+                        path: path.clone(),
+                        reason: format!("cannot be read ({})", crate::error::chain(&e)),
+                    }
+                })?;
+                // Not a secret: the bundle is kept, not copied. Anchors are decoded
+                // only when a server chain names them (roots.rs).
+                Some(
+                    roots::BundleVerifier::from_pem(std::mem::take(&mut *pem), provider.clone())
+                        .map_err(|reason| SessionError::CaBundle {
+                            path: path.clone(),
+                            reason,
+                        })?,
+                )
+            }
+            None => None,
+        };
         let mut builder = reqwest::Client::builder()
             .http1_only()
             .connect_timeout(options.connect_timeout)
             .timeout(options.attempt_timeout)
-            .user_agent(concat!("iamra/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .redirect(reqwest::redirect::Policy::none());
-        if let Some(path) = &options.ca_bundle {
-            let mut pem =
-                crate::input::read_file("CA bundle", path).map_err(|e| SessionError::CaBundle {
-                    path: path.clone(),
-                    reason: format!("cannot be read ({})", crate::error::chain(&e)),
-                })?;
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let verifier =
-                // Not a secret: the bundle is kept, not copied.
-                roots::BundleVerifier::from_pem(std::mem::take(&mut *pem), provider.clone())
-                    .map_err(|reason| {
-                    SessionError::CaBundle {
-                        path: path.clone(),
-                        reason,
-                    }
-                })?;
-            if options.insecure {
-                // Verification is off anyway: reqwest's own switch (which warns).
-                builder = builder.tls_danger_accept_invalid_certs(true);
-            } else {
-                // Anchors decoded only when a server chain names them (roots.rs).
-                let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| SessionError::Client(e.to_string()))?
-                    .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(verifier))
-                    .with_no_client_auth();
-                tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-                builder = builder.tls_backend_preconfigured(tls);
-            }
-        } else if options.insecure {
+        let mut direct = None;
+        if options.insecure {
+            // Verification is off: reqwest's own switch (which warns), and only reqwest.
             builder = builder.tls_danger_accept_invalid_certs(true);
+        } else {
+            let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = match bundle {
+                Some(bundle) => Arc::new(bundle),
+                None => Arc::new(
+                    rustls_platform_verifier::Verifier::new(provider.clone())
+                        .map_err(|e| SessionError::Client(e.to_string()))?,
+                ),
+            };
+            let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| SessionError::Client(e.to_string()))?
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth();
+            tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+            // One TLS configuration for both ways out.
+            builder = builder.tls_backend_preconfigured(tls.clone());
+            direct = Some(direct::Connector::new(
+                Arc::new(tls),
+                options.connect_timeout,
+            ));
         }
         let http = builder
             .build()
             .map_err(|e| SessionError::Client(crate::error::chain(&e)))?;
-        Ok(Self { http, options })
+        Ok(Self {
+            http,
+            direct,
+            router: Arc::new(direct::Router::from_env()),
+            options,
+        })
     }
 
     /// Calls `CreateSession`, retrying transient failures, and returns the credentials.
@@ -553,7 +581,7 @@ impl Client {
             let chain: Vec<String> = identity.chain.iter().map(|c| c.to_base64()).collect();
             headers.push(("X-Amz-X509-Chain".to_string(), chain.join(",")));
         }
-        let signed = sigv4x509::sign(
+        let unsigned = sigv4x509::prepare(
             &SignableRequest {
                 method: "POST",
                 path: url.path(),
@@ -565,16 +593,12 @@ impl Client {
             params.region(),
             &amz_date,
             identity.certificate.serial_decimal(),
-            identity.key.as_ref(),
-        )?;
-        tracing::debug!(attempt, canonical_request = ?signed.canonical_request, "signed CreateSession request");
-        let mut full_url = url.clone();
-        full_url.set_query(Some(&query));
-        let mut request = self.http.post(full_url).body(body);
-        for (name, value) in &headers {
-            request = request.header(name.as_str(), value.as_str());
-        }
-        request = request.header("Authorization", signed.authorization.as_str());
+            identity.key.algorithm(),
+        );
+        let direct = match (&self.direct, self.router.route(url)) {
+            (Some(connector), direct::Route::Direct) => Some(connector),
+            _ => None,
+        };
         let network = |reason: String| {
             let last = SessionError::Network {
                 url: url.to_string(),
@@ -587,20 +611,93 @@ impl Client {
                 last,
             }
         };
-        progress.set(STAGE_HEADERS);
-        let mut response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                return Ok(match transport_error(&e, url.as_str(), attempt) {
-                    untrusted @ SessionError::Untrusted { .. } => Attempt::Fail(untrusted),
-                    _ => network(crate::error::innermost(&e)),
-                });
+        let reply = match direct {
+            Some(connector) => {
+                // The connection opens while another thread signs.
+                let started = std::time::Instant::now();
+                let signing = async {
+                    let signature = sign_on_a_thread(&identity.key, &unsigned.string_to_sign).await;
+                    // Signed: from now on, any wait is the network's.
+                    progress.set(STAGE_HEADERS);
+                    signature
+                };
+                let (signature, connection) = tokio::join!(signing, connector.connect(url));
+                let signed = unsigned.finish(&signature?);
+                tracing::debug!(attempt, canonical_request = ?signed.canonical_request, "signed CreateSession request");
+                let connection = match connection {
+                    Ok(c) => c,
+                    Err(e) => return Ok(failed_connection(&*e, url.as_str(), attempt, network)),
+                };
+                let mut path = url.path().to_string();
+                path.push('?');
+                path.push_str(&query);
+                let mut request = hyper::Request::post(path);
+                for (name, value) in &headers {
+                    request = request.header(name.as_str(), value.as_str());
+                }
+                let request = request
+                    .header(hyper::header::AUTHORIZATION, signed.authorization.as_str())
+                    .header(hyper::header::USER_AGENT, USER_AGENT)
+                    .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
+                    .map_err(|e| SessionError::Client(e.to_string()))?;
+                // The attempt's time limit, as reqwest applies it: from the request
+                // to the end of the answer (the connection's own time counted too).
+                let left = self
+                    .options
+                    .attempt_timeout
+                    .saturating_sub(started.elapsed());
+                match tokio::time::timeout(
+                    left,
+                    connection.exchange(request, MAX_RESPONSE, progress),
+                )
+                .await
+                {
+                    Ok(reply) => reply,
+                    Err(_) => Err(direct::Failure::Network(direct::timed_out())),
+                }
+            }
+            None => {
+                let signature = identity.key.sign(
+                    unsigned.string_to_sign.as_bytes(),
+                    crate::key::Digest::Sha256,
+                )?;
+                let signed = unsigned.finish(&signature);
+                tracing::debug!(attempt, canonical_request = ?signed.canonical_request, "signed CreateSession request");
+                let mut full_url = url.clone();
+                full_url.set_query(Some(&query));
+                let mut request = self.http.post(full_url).body(body);
+                for (name, value) in &headers {
+                    request = request.header(name.as_str(), value.as_str());
+                }
+                request = request.header("Authorization", signed.authorization.as_str());
+                progress.set(STAGE_HEADERS);
+                match request.send().await {
+                    Ok(response) => read_reply(response, progress).await,
+                    Err(e) => return Ok(failed_connection(&e, url.as_str(), attempt, network)),
+                }
             }
         };
-        let status = response.status().as_u16();
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(direct::Failure::Network(e)) => {
+                return Ok(failed_connection(&*e, url.as_str(), attempt, network));
+            }
+            Err(direct::Failure::CutOff(e)) => {
+                return Ok(network(format!(
+                    "the response was cut off ({})",
+                    crate::error::innermost(&*e)
+                )));
+            }
+            Err(direct::Failure::TooLarge) => {
+                return Ok(Attempt::Fail(SessionError::BadResponse(
+                    "CreateSession response is larger than 1 MiB".into(),
+                )));
+            }
+        };
+        let status = reply.status;
         let header = |name: &str| {
-            response
-                .headers()
+            reply
+                .headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
@@ -610,32 +707,7 @@ impl Client {
         let retry_after = header("retry-after")
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        // Reserved at the announced length (bounded), so that the buffer holding the
-        // credentials does not grow, leaving unwiped copies behind, as chunks arrive.
-        let announced = response.content_length().map_or(0, |n| {
-            usize::try_from(n).unwrap_or(MAX_RESPONSE).min(MAX_RESPONSE)
-        });
-        let mut body = zeroize::Zeroizing::new(Vec::with_capacity(announced));
-        progress.set(STAGE_BODY);
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > MAX_RESPONSE {
-                        return Ok(Attempt::Fail(SessionError::BadResponse(
-                            "CreateSession response is larger than 1 MiB".into(),
-                        )));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    return Ok(network(format!(
-                        "the response was cut off ({})",
-                        crate::error::innermost(&e)
-                    )));
-                }
-            }
-        }
+        let body = reply.body;
         if (200..300).contains(&status) {
             return Ok(match response::parse_success(&body) {
                 Ok(c) => match response::check_expiration(&c, clock.now()) {
@@ -665,10 +737,80 @@ impl Client {
     }
 }
 
+/// Signs `message` on a thread of its own, so that the caller's runtime goes on
+/// (opening the connection) meanwhile. A token that never answers holds that
+/// thread, not the runtime: the call's deadline still ends the wait.
+async fn sign_on_a_thread(
+    key: &Arc<dyn crate::key::SigningKey>,
+    message: &str,
+) -> Result<Vec<u8>, SignError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let thread_key = Arc::clone(key);
+    let thread_message = message.to_string();
+    let spawned = std::thread::Builder::new()
+        .name("iamra-sign".into())
+        .spawn(move || {
+            let _ = tx.send(thread_key.sign(thread_message.as_bytes(), crate::key::Digest::Sha256));
+        });
+    match spawned {
+        Ok(_) => rx.await.unwrap_or_else(|_| {
+            Err(SignError::Backend(
+                "the signing thread ended without a signature".into(),
+            ))
+        }),
+        // No thread to be had (a process limit): sign here.
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot start a signing thread; signing in place");
+            key.sign(message.as_bytes(), crate::key::Digest::Sha256)
+        }
+    }
+}
+
+/// Reads reqwest's `response` whole.
+async fn read_reply(
+    mut response: reqwest::Response,
+    progress: &Progress,
+) -> Result<direct::Reply, direct::Failure> {
+    let status = response.status().as_u16();
+    let headers = std::mem::take(response.headers_mut());
+    let mut body = direct::reserved(response.content_length(), MAX_RESPONSE);
+    progress.set(STAGE_BODY);
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => direct::append(&mut body, &chunk, MAX_RESPONSE)?,
+            Ok(None) => break,
+            Err(e) => return Err(direct::Failure::CutOff(e.into())),
+        }
+    }
+    Ok(direct::Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// A connection that failed or was refused: [`SessionError::Untrusted`] (not
+/// retried) when TLS refused the endpoint's certificate, else a network retry.
+fn failed_connection(
+    e: &(dyn std::error::Error + 'static),
+    url: &str,
+    attempt: u32,
+    network: impl Fn(String) -> Attempt,
+) -> Attempt {
+    match transport_error(e, url, attempt) {
+        untrusted @ SessionError::Untrusted { .. } => Attempt::Fail(untrusted),
+        _ => network(crate::error::innermost(e)),
+    }
+}
+
 /// A failed request as an error: [`SessionError::Untrusted`] when the TLS stack
 /// refused the endpoint's certificate (found by type in the error's sources, not
 /// by its text), else [`SessionError::Network`].
-fn transport_error(e: &reqwest::Error, url: &str, attempts: u32) -> SessionError {
+fn transport_error(
+    e: &(dyn std::error::Error + 'static),
+    url: &str,
+    attempts: u32,
+) -> SessionError {
     let reason = crate::error::innermost(e);
     if refused_certificate(e) {
         SessionError::Untrusted {

@@ -82,6 +82,43 @@ pub fn sign(
     serial_decimal: &str,
     key: &dyn SigningKey,
 ) -> Result<SigningOutput, SignError> {
+    let unsigned = prepare(
+        request,
+        signed_headers,
+        region,
+        amz_date,
+        serial_decimal,
+        key.algorithm(),
+    );
+    let signature = key.sign(unsigned.string_to_sign.as_bytes(), Digest::Sha256)?;
+    Ok(unsigned.finish(&signature))
+}
+
+/// A request ready to sign: everything of [`sign`] but the signature itself, so
+/// that the key can sign (on another thread, say) while something else runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsigned {
+    /// The canonical request.
+    pub canonical_request: String,
+    /// The string to sign: what the key signs ([`Digest::Sha256`]).
+    pub string_to_sign: String,
+    /// The signed header names joined with `;`.
+    pub signed_headers: String,
+    /// `ALGORITHM Credential=SERIAL/SCOPE`.
+    credential: String,
+}
+
+/// The first half of [`sign`]: the canonical request and the string to sign for a
+/// key of `algorithm`. Sign [`Unsigned::string_to_sign`] with
+/// [`Digest::Sha256`] and pass the signature to [`Unsigned::finish`].
+pub fn prepare(
+    request: &SignableRequest<'_>,
+    signed_headers: Option<&[&str]>,
+    region: &str,
+    amz_date: &str,
+    serial_decimal: &str,
+    algorithm: crate::key::KeyAlgorithm,
+) -> Unsigned {
     let mut names: Vec<String> = match signed_headers {
         Some(list) => list.iter().map(|n| n.to_ascii_lowercase()).collect(),
         None => request
@@ -100,19 +137,32 @@ pub fn sign(
         &names,
         request.body,
     );
-    let algorithm = key.algorithm().sigv4_name();
+    let algorithm = algorithm.sigv4_name();
     let scope = credential_scope(amz_date, region);
     let string_to_sign = string_to_sign(algorithm, amz_date, &scope, &canonical_request);
-    let signature = hex::encode(key.sign(string_to_sign.as_bytes(), Digest::Sha256)?);
-    let signed_headers = names.join(";");
-    let authorization = format!(
-        "{algorithm} Credential={serial_decimal}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
-    );
-    Ok(SigningOutput {
+    Unsigned {
         canonical_request,
         string_to_sign,
-        signed_headers,
-        signature,
-        authorization,
-    })
+        signed_headers: names.join(";"),
+        credential: format!("{algorithm} Credential={serial_decimal}/{scope}"),
+    }
+}
+
+impl Unsigned {
+    /// The second half of [`sign`]: the `Authorization` value with `signature`
+    /// (the key's bytes, hex-encoded here).
+    pub fn finish(self, signature: &[u8]) -> SigningOutput {
+        let signature = hex::encode(signature);
+        let authorization = format!(
+            "{}, SignedHeaders={}, Signature={signature}",
+            self.credential, self.signed_headers
+        );
+        SigningOutput {
+            canonical_request: self.canonical_request,
+            string_to_sign: self.string_to_sign,
+            signed_headers: self.signed_headers,
+            signature,
+            authorization,
+        }
+    }
 }

@@ -27,5 +27,6 @@ mod redaction;
 mod secrets;
 mod serve;
 mod tpm;
+mod transport;
 mod update;
 mod vectors;
