@@ -19,6 +19,48 @@ const MAX_DEPTH: usize = 8;
 /// Most signature checks one chain validation may do.
 const MAX_SIGNATURE_CHECKS: usize = 64;
 
+/// A certificate signature exactly as it was checked: the issuer's whole
+/// SubjectPublicKeyInfo (algorithm and parameters included), the signed
+/// `tbsCertificate` and the signature. The signature algorithm is inside the TBS.
+#[derive(PartialEq, Eq, Hash)]
+struct SignedBytes {
+    issuer_key: Vec<u8>,
+    tbs: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+/// Most remembered certificate signatures (forgotten all at once when full).
+const MAX_REMEMBERED: usize = 256;
+
+/// Certificate signatures that verified. Whether a signature verifies depends on
+/// these bytes alone, so a client sending the same chain on every call (as every
+/// client does) has its CA's signatures verified once, as a production service
+/// keeps validated chains; everything else (names, constraints, key usage, dates,
+/// the request's own signature) is checked on every request, and a changed byte
+/// anywhere is a different entry, verified afresh. Failures are not remembered.
+fn remembered() -> std::sync::MutexGuard<'static, std::collections::HashSet<SignedBytes>> {
+    static VERIFIED: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<SignedBytes>>> =
+        std::sync::OnceLock::new();
+    VERIFIED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether exactly these bytes verified before.
+fn verified_before(signed: &SignedBytes) -> bool {
+    remembered().contains(signed)
+}
+
+/// Remembers a signature that verified.
+fn remember_verified(signed: SignedBytes) {
+    let mut set = remembered();
+    if set.len() >= MAX_REMEMBERED {
+        set.clear();
+    }
+    set.insert(signed);
+}
+
 /// Parses one DER certificate; `None` on any error or trailing bytes.
 pub fn parse_der(der: &[u8]) -> Option<X509Certificate<'_>> {
     match X509Certificate::from_der(der) {
@@ -145,18 +187,26 @@ impl<'c, 'a> PathBuilder<'c, 'a> {
         let Some(scheme) = cert_signature_scheme(&child.signature_algorithm) else {
             return false;
         };
-        let Some(key) = PublicKey::from_spki(issuer.public_key()) else {
-            return false;
-        };
         if self.checks >= MAX_SIGNATURE_CHECKS {
             return false;
         }
         self.checks += 1;
-        key.verify(
-            scheme,
-            child.tbs_certificate.as_ref(),
-            child.signature_value.data.as_ref(),
-        )
+        let signed = SignedBytes {
+            issuer_key: issuer.public_key().raw.to_vec(),
+            tbs: child.tbs_certificate.as_ref().to_vec(),
+            signature: child.signature_value.data.to_vec(),
+        };
+        if verified_before(&signed) {
+            return true;
+        }
+        let Some(key) = PublicKey::from_spki(issuer.public_key()) else {
+            return false;
+        };
+        let good = key.verify(scheme, &signed.tbs, &signed.signature);
+        if good {
+            remember_verified(signed);
+        }
+        good
     }
 
     /// Checks the validity windows of a complete path.

@@ -160,6 +160,9 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, St
         .with_single_cert(certs, key)
         .map_err(|e| StartError(format!("TLS certificate and key: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // No session tickets: clients of the endpoint (iamra, curl in the benchmarks)
+    // never resume a session, and each ticket is one more encryption and write.
+    config.send_tls13_tickets = 0;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 

@@ -1921,3 +1921,29 @@ fn ecdsa_verifies_every_curve_and_digest_pair_and_refuses_a_flipped_byte() {
         }
     }
 }
+
+#[test]
+fn a_remembered_certificate_signature_never_vouches_for_other_bytes() {
+    let p = pki(None, ca_spec("int", "root", None), leaf_spec("int"));
+    let good = made_request(&p.leaf_key, &p.leaf, &[&p.int]);
+    // Twice: the second time the CA signatures come from memory.
+    assert!(check_made(&good, &p.root).is_ok());
+    assert!(check_made(&good, &p.root).is_ok());
+    // The leaf's signature with one byte changed, and the intermediate's: each is
+    // checked afresh and refused, however often the good bytes verified.
+    let last = p.leaf.len() - 1;
+    let mut bad_leaf = p.leaf.clone();
+    bad_leaf[last] ^= 1;
+    let v = made_request(&p.leaf_key, &bad_leaf, &[&p.int]);
+    denied(check_made(&v, &p.root), "Untrusted Signing Certificate");
+    let last = p.int.len() - 1;
+    let mut bad_int = p.int.clone();
+    bad_int[last] ^= 1;
+    let v = made_request(&p.leaf_key, &p.leaf, &[&bad_int]);
+    denied(check_made(&v, &p.root), "Untrusted Signing Certificate");
+    // The same leaf under another root with the same name: not the remembered key.
+    let other = pki(None, ca_spec("int", "root", None), leaf_spec("int"));
+    denied(check_made(&good, &other.root), "Untrusted Signing Certificate");
+    // And the good bytes still verify.
+    assert!(check_made(&good, &p.root).is_ok());
+}
