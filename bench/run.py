@@ -36,11 +36,22 @@ def measure(argv, env=None):
     return wall, cpu, rss_kib / 1024.0
 
 
-def compare(label, cmds, env=None):
+def next_second():
+    """Sleeps until the next whole second of the clock (X-Amz-Date's resolution)."""
+    time.sleep(1.0 - time.time() % 1.0 + 0.001)
+
+
+def compare(label, cmds, env=None, spread=False):
+    """RUNS interleaved rounds of `cmds`; the last one is the floor. With `spread`,
+    each round starts in a second of its own, so that every round signs a different
+    X-Amz-Date, as calls made at random times do (an ML-DSA signature's cost depends
+    on the message: its rejection loop runs a message-dependent number of rounds)."""
     results = {name: [] for name, _ in cmds}
     for name, argv in cmds:  # warm-up
         measure(argv, env)
     for _ in range(RUNS):
+        if spread:
+            next_second()
         for name, argv in cmds:
             results[name].append(measure(argv, env))
     print(f"\n### {label} (median of {RUNS} runs)\n")

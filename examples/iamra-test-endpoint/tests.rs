@@ -1943,7 +1943,10 @@ fn a_remembered_certificate_signature_never_vouches_for_other_bytes() {
     denied(check_made(&v, &p.root), "Untrusted Signing Certificate");
     // The same leaf under another root with the same name: not the remembered key.
     let other = pki(None, ca_spec("int", "root", None), leaf_spec("int"));
-    denied(check_made(&good, &other.root), "Untrusted Signing Certificate");
+    denied(
+        check_made(&good, &other.root),
+        "Untrusted Signing Certificate",
+    );
     // And the good bytes still verify.
     assert!(check_made(&good, &p.root).is_ok());
 }

@@ -313,49 +313,42 @@ impl Prepared {
 /// Checks every flag locally, loads the identity and builds the client: nothing is
 /// sent yet.
 pub(crate) fn prepare(a: &CredentialArgs) -> Result<Prepared, CliError> {
-    prepare_with(a, None)
+    let (prepared, _) = prepare_with(a, None, |_, _| ())?;
+    Ok(prepared)
 }
 
-/// [`prepare`], calling `before_prompt` before any password prompt.
-pub(crate) fn prepare_with(
+/// [`prepare`], calling `before_prompt` before any password prompt, and `loaded`
+/// with the parameters and the identity once the identity is loaded and the client
+/// built (`credential-process` starts signing there).
+pub(crate) fn prepare_with<T>(
     a: &CredentialArgs,
     before_prompt: Option<Arc<dyn Fn() + Send + Sync>>,
-) -> Result<Prepared, CliError> {
+    loaded: impl FnOnce(&session::SessionParams, &iamra::identity::Identity) -> T,
+) -> Result<(Prepared, T), CliError> {
     let params = session_params(a)?;
     let spec = required_identity_spec(&a.identity, a.intermediates.as_ref())?;
     let mut passwords = password_sources(&a.identity);
     passwords.before_prompt = before_prompt;
-    // The HTTPS client (CA bundle, TLS configuration) is set up on a second thread
-    // while this one loads the key: they need nothing of each other, and a cold
-    // call waits for both. An identity error still comes first.
-    let (identity, client) = std::thread::scope(|scope| {
-        let client = std::thread::Builder::new()
-            .name("iamra-client".into())
-            .spawn_scoped(scope, || session::Client::new(client_options(a)));
-        let identity = spec.load(&passwords, SystemClock.now());
-        let client = match client {
-            Ok(thread) => thread
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            // No thread to be had (a process limit): set it up here.
-            Err(_) => session::Client::new(client_options(a)),
-        };
-        (identity, client)
-    });
-    let identity = identity?;
+    let identity = spec.load(&passwords, SystemClock.now())?;
     if a.no_verify_ssl {
         tracing::warn!(
             "--no-verify-ssl: the endpoint's TLS certificate is NOT verified; anyone on the path can read the credentials"
         );
     }
-    let client = client?;
-    Ok(Prepared {
-        params,
-        spec,
-        passwords,
-        identity,
-        client,
-    })
+    let client = session::Client::new(client_options(a))?;
+    // Only now, with every local check passed: a token or TPM is never asked to
+    // sign a request that a bad CA bundle would keep from being sent.
+    let early = loaded(&params, &identity);
+    Ok((
+        Prepared {
+            params,
+            spec,
+            passwords,
+            identity,
+            client,
+        },
+        early,
+    ))
 }
 
 /// The HTTPS client's options from the flags and `AWS_CA_BUNDLE`/`AWS_MAX_ATTEMPTS`.
@@ -433,13 +426,27 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 
 fn credential_process(a: CredentialProcessArgs) -> Result<(), CliError> {
     let creds = process_credentials(&a, a.refresh_before, |release| {
-        let p = prepare_with(&a.credential, Some(release))?;
-        Ok(runtime()?.block_on(
-            p.client
-                .create_session(&p.params, &p.identity, &SystemClock),
-        )?)
+        fetch_once(&a.credential, release)
     })?;
     write_stdout(output::process::render(&creds).as_bytes())
+}
+
+/// One `CreateSession` call for `credential-process` and `exec`: the request is
+/// signed on a thread of its own from the moment the key is loaded and the client
+/// built, while the runtime is set up and the connection opens.
+pub(crate) fn fetch_once(
+    a: &CredentialArgs,
+    release: BeforePrompt,
+) -> Result<iamra::credentials::TemporaryCredentials, CliError> {
+    let (p, first) = prepare_with(a, Some(release), |params, identity| {
+        session::SignedAhead::start(params, identity, &SystemClock)
+    })?;
+    Ok(runtime()?.block_on(p.client.create_session_signed_ahead(
+        &p.params,
+        &p.identity,
+        &SystemClock,
+        first,
+    ))?)
 }
 
 /// Called before a password prompt: releases the credential cache lock, so that other

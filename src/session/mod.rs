@@ -374,8 +374,11 @@ with_setters!(ClientOptions {
 /// A `CreateSession` client. Build it once and re-use it.
 #[derive(Debug, Clone)]
 pub struct Client {
-    /// Proxied and unverified requests, and [`Client::probe`].
-    http: reqwest::Client,
+    /// Proxied and unverified requests, and [`Client::probe`]: built on first use
+    /// (a direct call never needs it).
+    http: Arc<std::sync::OnceLock<reqwest::Client>>,
+    /// The TLS configuration of both ways out; `None` with `insecure`.
+    tls: Option<Arc<rustls::ClientConfig>>,
     /// Every other request: its connection opens while it is signed.
     direct: Option<direct::Connector>,
     router: Arc<direct::Router>,
@@ -420,16 +423,9 @@ impl Client {
             }
             None => None,
         };
-        let mut builder = reqwest::Client::builder()
-            .http1_only()
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.attempt_timeout)
-            .user_agent(USER_AGENT)
-            .redirect(reqwest::redirect::Policy::none());
-        let mut direct = None;
-        if options.insecure {
+        let tls = if options.insecure {
             // Verification is off: reqwest's own switch (which warns), and only reqwest.
-            builder = builder.tls_danger_accept_invalid_certs(true);
+            None
         } else {
             let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = match bundle {
                 Some(bundle) => Arc::new(bundle),
@@ -445,33 +441,76 @@ impl Client {
                 .with_custom_certificate_verifier(verifier)
                 .with_no_client_auth();
             tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-            // One TLS configuration for both ways out.
-            builder = builder.tls_backend_preconfigured(tls.clone());
-            direct = Some(direct::Connector::new(
-                Arc::new(tls),
-                options.connect_timeout,
-            ));
-        }
-        let http = builder
-            .build()
-            .map_err(|e| SessionError::Client(crate::error::chain(&e)))?;
+            Some(Arc::new(tls))
+        };
+        let direct = tls
+            .as_ref()
+            .map(|tls| direct::Connector::new(Arc::clone(tls), options.connect_timeout));
         Ok(Self {
-            http,
+            http: Arc::default(),
+            tls,
             direct,
             router: Arc::new(direct::Router::from_env()),
             options,
         })
     }
 
+    /// The reqwest client, built on first use with the same TLS configuration.
+    fn http(&self) -> Result<&reqwest::Client, SessionError> {
+        if let Some(http) = self.http.get() {
+            return Ok(http);
+        }
+        let mut builder = reqwest::Client::builder()
+            .http1_only()
+            .connect_timeout(self.options.connect_timeout)
+            .timeout(self.options.attempt_timeout)
+            .user_agent(USER_AGENT)
+            .redirect(reqwest::redirect::Policy::none());
+        builder = match &self.tls {
+            Some(tls) => builder.tls_backend_preconfigured(rustls::ClientConfig::clone(tls)),
+            None => builder.tls_danger_accept_invalid_certs(true),
+        };
+        let http = builder
+            .build()
+            .map_err(|e| SessionError::Client(crate::error::chain(&e)))?;
+        Ok(self.http.get_or_init(|| http))
+    }
+
     /// Calls `CreateSession`, retrying transient failures, and returns the credentials.
+    /// Each attempt's connection opens while its request is signed.
     pub async fn create_session(
         &self,
         params: &SessionParams,
         identity: &Identity,
         clock: &dyn Clock,
     ) -> Result<TemporaryCredentials, SessionError> {
+        self.create_session_from(params, identity, clock, None)
+            .await
+    }
+
+    /// [`Client::create_session`] whose first attempt sends `first`, the request
+    /// [`SignedAhead::start`] began signing for the same `params`, `identity` and
+    /// `clock`.
+    pub async fn create_session_signed_ahead(
+        &self,
+        params: &SessionParams,
+        identity: &Identity,
+        clock: &dyn Clock,
+        first: SignedAhead,
+    ) -> Result<TemporaryCredentials, SessionError> {
+        self.create_session_from(params, identity, clock, Some(first))
+            .await
+    }
+
+    async fn create_session_from(
+        &self,
+        params: &SessionParams,
+        identity: &Identity,
+        clock: &dyn Clock,
+        first: Option<SignedAhead>,
+    ) -> Result<TemporaryCredentials, SessionError> {
         let progress = Progress::default();
-        let work = self.create_session_attempts(params, identity, clock, &progress);
+        let work = self.create_session_attempts(params, identity, clock, &progress, first);
         let Some(deadline) = self.options.deadline else {
             return work.await;
         };
@@ -495,6 +534,7 @@ impl Client {
         identity: &Identity,
         clock: &dyn Clock,
         progress: &Progress,
+        mut first: Option<SignedAhead>,
     ) -> Result<TemporaryCredentials, SessionError> {
         let max = self.options.max_attempts.max(1);
         let mut attempt = 1;
@@ -504,7 +544,7 @@ impl Client {
                 .store(attempt, std::sync::atomic::Ordering::Relaxed);
             progress.set(STAGE_SIGNING);
             match self
-                .attempt(params, identity, clock, attempt, progress)
+                .attempt(params, identity, clock, attempt, progress, first.take())
                 .await?
             {
                 Attempt::Done(c) => return Ok(c),
@@ -531,7 +571,7 @@ impl Client {
     /// returns its `Date` header, for a clock check.
     pub async fn probe(&self, url: &reqwest::Url) -> Result<Option<OffsetDateTime>, SessionError> {
         let response = self
-            .http
+            .http()?
             .get(url.clone())
             .send()
             .await
@@ -566,35 +606,13 @@ impl Client {
         clock: &dyn Clock,
         attempt: u32,
         progress: &Progress,
+        ahead: Option<SignedAhead>,
     ) -> Result<Attempt, SessionError> {
         let url = params.url();
-        let query = params.query();
-        let body = params.body();
-        let amz_date = sigv4x509::amz_date(clock.now());
-        let mut headers = vec![
-            ("Content-Type".to_string(), "application/json".to_string()),
-            ("Host".to_string(), endpoint::host_header(url)),
-            ("X-Amz-Date".to_string(), amz_date.clone()),
-            ("X-Amz-X509".to_string(), identity.certificate.to_base64()),
-        ];
-        if !identity.chain.is_empty() {
-            let chain: Vec<String> = identity.chain.iter().map(|c| c.to_base64()).collect();
-            headers.push(("X-Amz-X509-Chain".to_string(), chain.join(",")));
-        }
-        let unsigned = sigv4x509::prepare(
-            &SignableRequest {
-                method: "POST",
-                path: url.path(),
-                query: &query,
-                headers: &headers,
-                body: body.as_bytes(),
-            },
-            None,
-            params.region(),
-            &amz_date,
-            identity.certificate.serial_decimal(),
-            identity.key.algorithm(),
-        );
+        let signing = match ahead {
+            Some(SignedAhead(signing)) => signing,
+            None => Signing::start(params, identity, clock),
+        };
         let direct = match (&self.direct, self.router.route(url)) {
             (Some(connector), direct::Route::Direct) => Some(connector),
             _ => None,
@@ -615,14 +633,19 @@ impl Client {
             Some(connector) => {
                 // The connection opens while another thread signs.
                 let started = std::time::Instant::now();
-                let signing = async {
-                    let signature = sign_on_a_thread(&identity.key, &unsigned.string_to_sign).await;
+                let signed = async {
+                    let signed = signing.finish().await;
                     // Signed: from now on, any wait is the network's.
                     progress.set(STAGE_HEADERS);
-                    signature
+                    signed
                 };
-                let (signature, connection) = tokio::join!(signing, connector.connect(url));
-                let signed = unsigned.finish(&signature?);
+                let (signed, connection) = tokio::join!(signed, connector.connect(url));
+                let Request {
+                    headers,
+                    query,
+                    body,
+                    signed,
+                } = signed?;
                 tracing::debug!(attempt, canonical_request = ?signed.canonical_request, "signed CreateSession request");
                 let connection = match connection {
                     Ok(c) => c,
@@ -657,15 +680,16 @@ impl Client {
                 }
             }
             None => {
-                let signature = identity.key.sign(
-                    unsigned.string_to_sign.as_bytes(),
-                    crate::key::Digest::Sha256,
-                )?;
-                let signed = unsigned.finish(&signature);
+                let Request {
+                    headers,
+                    query,
+                    body,
+                    signed,
+                } = signing.finish().await?;
                 tracing::debug!(attempt, canonical_request = ?signed.canonical_request, "signed CreateSession request");
                 let mut full_url = url.clone();
                 full_url.set_query(Some(&query));
-                let mut request = self.http.post(full_url).body(body);
+                let mut request = self.http()?.post(full_url).body(body);
                 for (name, value) in &headers {
                     request = request.header(name.as_str(), value.as_str());
                 }
@@ -737,32 +761,125 @@ impl Client {
     }
 }
 
-/// Signs `message` on a thread of its own, so that the caller's runtime goes on
-/// (opening the connection) meanwhile. A token that never answers holds that
-/// thread, not the runtime: the call's deadline still ends the wait.
-async fn sign_on_a_thread(
-    key: &Arc<dyn crate::key::SigningKey>,
-    message: &str,
-) -> Result<Vec<u8>, SignError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let thread_key = Arc::clone(key);
-    let thread_message = message.to_string();
-    let spawned = std::thread::Builder::new()
-        .name("iamra-sign".into())
-        .spawn(move || {
-            let _ = tx.send(thread_key.sign(thread_message.as_bytes(), crate::key::Digest::Sha256));
-        });
-    match spawned {
-        Ok(_) => rx.await.unwrap_or_else(|_| {
-            Err(SignError::Backend(
-                "the signing thread ended without a signature".into(),
-            ))
-        }),
-        // No thread to be had (a process limit): sign here.
-        Err(e) => {
-            tracing::debug!(error = %e, "cannot start a signing thread; signing in place");
-            key.sign(message.as_bytes(), crate::key::Digest::Sha256)
+/// The first attempt's request, signed ahead: [`SignedAhead::start`] begins
+/// signing on a thread of its own, so that whatever the caller does meanwhile
+/// (building the [`Client`], a runtime) overlaps the signature, and
+/// [`Client::create_session_signed_ahead`] sends it. Later attempts, if any, are
+/// signed anew.
+#[derive(Debug)]
+pub struct SignedAhead(Signing);
+
+impl SignedAhead {
+    /// Builds the request for `params` and `identity`, dated now by `clock`, and
+    /// starts signing it.
+    pub fn start(params: &SessionParams, identity: &Identity, clock: &dyn Clock) -> Self {
+        Self(Signing::start(params, identity, clock))
+    }
+}
+
+/// A request whose signature is under way.
+#[derive(Debug)]
+struct Signing {
+    headers: Vec<(String, String)>,
+    query: String,
+    body: String,
+    unsigned: sigv4x509::Unsigned,
+    signature: Signature,
+}
+
+/// A signature on a thread, or made in place when no thread could be started.
+#[derive(Debug)]
+enum Signature {
+    Thread(tokio::sync::oneshot::Receiver<Result<Vec<u8>, SignError>>),
+    Done(Result<Vec<u8>, SignError>),
+}
+
+/// A signed request.
+struct Request {
+    headers: Vec<(String, String)>,
+    query: String,
+    body: String,
+    signed: sigv4x509::SigningOutput,
+}
+
+impl Signing {
+    /// Builds the request (the wire contract in this module's docs) dated now and
+    /// starts its signature on a thread of its own. A token that never answers
+    /// holds that thread, not the caller's runtime: the call's deadline still ends
+    /// the wait.
+    fn start(params: &SessionParams, identity: &Identity, clock: &dyn Clock) -> Self {
+        let url = params.url();
+        let query = params.query();
+        let body = params.body();
+        let amz_date = sigv4x509::amz_date(clock.now());
+        let mut headers = vec![
+            ("Content-Type".to_string(), "application/json".to_string()),
+            ("Host".to_string(), endpoint::host_header(url)),
+            ("X-Amz-Date".to_string(), amz_date.clone()),
+            ("X-Amz-X509".to_string(), identity.certificate.to_base64()),
+        ];
+        if !identity.chain.is_empty() {
+            let chain: Vec<String> = identity.chain.iter().map(|c| c.to_base64()).collect();
+            headers.push(("X-Amz-X509-Chain".to_string(), chain.join(",")));
         }
+        let unsigned = sigv4x509::prepare(
+            &SignableRequest {
+                method: "POST",
+                path: url.path(),
+                query: &query,
+                headers: &headers,
+                body: body.as_bytes(),
+            },
+            None,
+            params.region(),
+            &amz_date,
+            identity.certificate.serial_decimal(),
+            identity.key.algorithm(),
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let key = Arc::clone(&identity.key);
+        let message = unsigned.string_to_sign.clone();
+        let spawned = std::thread::Builder::new()
+            .name("iamra-sign".into())
+            .spawn(move || {
+                let _ = tx.send(key.sign(message.as_bytes(), crate::key::Digest::Sha256));
+            });
+        let signature = match spawned {
+            Ok(_) => Signature::Thread(rx),
+            // No thread to be had (a process limit): sign here.
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot start a signing thread; signing in place");
+                Signature::Done(identity.key.sign(
+                    unsigned.string_to_sign.as_bytes(),
+                    crate::key::Digest::Sha256,
+                ))
+            }
+        };
+        Self {
+            headers,
+            query,
+            body,
+            unsigned,
+            signature,
+        }
+    }
+
+    /// Waits for the signature and completes the request.
+    async fn finish(self) -> Result<Request, SessionError> {
+        let signature = match self.signature {
+            Signature::Thread(rx) => rx.await.unwrap_or_else(|_| {
+                Err(SignError::Backend(
+                    "the signing thread ended without a signature".into(),
+                ))
+            }),
+            Signature::Done(result) => result,
+        }?;
+        Ok(Request {
+            headers: self.headers,
+            query: self.query,
+            body: self.body,
+            signed: self.unsigned.finish(&signature),
+        })
     }
 }
 

@@ -34,7 +34,7 @@ use iamra::refresh::Refresher;
 
 use super::args::{ExecArgs, IdentityArgs};
 use super::daemon::{check_refresh_before, policy};
-use super::{CliError, prepare, prepare_with, process_credentials, runtime, session_params};
+use super::{CliError, fetch_once, prepare, process_credentials, runtime, session_params};
 
 /// `exec` could not run the command.
 #[derive(Debug, thiserror::Error)]
@@ -222,11 +222,7 @@ fn env_mode(
         .into());
     }
     let creds = process_credentials(&a.process, a.process.refresh_before.max(min), |release| {
-        let p = prepare_with(credential, Some(release))?;
-        Ok(runtime()?.block_on(
-            p.client
-                .create_session(&p.params, &p.identity, &SystemClock),
-        )?)
+        fetch_once(credential, release)
     })?;
     let now = SystemClock.now();
     let left = (creds.expires_at() - now).whole_seconds();
