@@ -318,8 +318,8 @@ pub(crate) fn prepare(a: &CredentialArgs) -> Result<Prepared, CliError> {
 }
 
 /// [`prepare`], calling `before_prompt` before any password prompt, and `loaded`
-/// with the parameters and the identity once the identity is loaded and the client
-/// built (`credential-process` starts signing there).
+/// with the parameters and the identity as soon as the identity is loaded (the
+/// client is built before it): `credential-process` starts signing there.
 pub(crate) fn prepare_with<T>(
     a: &CredentialArgs,
     before_prompt: Option<Arc<dyn Fn() + Send + Sync>>,
@@ -329,15 +329,16 @@ pub(crate) fn prepare_with<T>(
     let spec = required_identity_spec(&a.identity, a.intermediates.as_ref())?;
     let mut passwords = password_sources(&a.identity);
     passwords.before_prompt = before_prompt;
+    // The client first: a token or TPM is never asked to sign a request that a bad
+    // CA bundle would keep from being sent, and `loaded` runs the moment the key is
+    // there.
+    let client = session::Client::new(client_options(a))?;
     let identity = spec.load(&passwords, SystemClock.now())?;
     if a.no_verify_ssl {
         tracing::warn!(
             "--no-verify-ssl: the endpoint's TLS certificate is NOT verified; anyone on the path can read the credentials"
         );
     }
-    let client = session::Client::new(client_options(a))?;
-    // Only now, with every local check passed: a token or TPM is never asked to
-    // sign a request that a bad CA bundle would keep from being sent.
     let early = loaded(&params, &identity);
     Ok((
         Prepared {
@@ -432,8 +433,8 @@ fn credential_process(a: CredentialProcessArgs) -> Result<(), CliError> {
 }
 
 /// One `CreateSession` call for `credential-process` and `exec`: the request is
-/// signed on a thread of its own from the moment the key is loaded and the client
-/// built, while the runtime is set up and the connection opens.
+/// signed on a thread of its own from the moment the key is loaded, while the
+/// runtime is set up and the connection opens.
 pub(crate) fn fetch_once(
     a: &CredentialArgs,
     release: BeforePrompt,
