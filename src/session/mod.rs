@@ -340,8 +340,10 @@ pub struct ClientOptions {
     /// Largest backoff delay (also caps `Retry-After`).
     pub max_delay: Duration,
     /// Longest a whole `CreateSession` call may take, every attempt and backoff
-    /// included (`None`: no overall limit). A slow signature on a token counts too,
-    /// but a token call that blocks is not interrupted.
+    /// included (`None`: no overall limit). A slow signature on a token counts too:
+    /// signatures are made on a thread of their own, so the deadline ends the call
+    /// even when a token never answers (that token call itself cannot be
+    /// interrupted; its thread is left to finish).
     pub deadline: Option<Duration>,
 }
 

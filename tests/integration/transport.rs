@@ -214,3 +214,88 @@ fn a_closed_port_is_a_network_error_naming_the_cause() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// A key whose signature never comes (a token that stopped answering): it waits
+/// until the test ends.
+#[derive(Debug)]
+struct StuckKey(iamra::key::FileKey);
+
+impl iamra::key::SigningKey for StuckKey {
+    fn public_key(&self) -> iamra::key::PublicKey {
+        self.0.public_key()
+    }
+    fn sign(
+        &self,
+        _message: &[u8],
+        _digest: iamra::key::Digest,
+    ) -> Result<Vec<u8>, iamra::key::SignError> {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        Err(iamra::key::SignError::Backend("too late".into()))
+    }
+}
+
+#[test]
+fn the_deadline_ends_a_call_whose_signature_never_comes() {
+    use iamra::input::Input;
+    use iamra::key::{NoPassword, load_key};
+    use iamra::session::{Client, ClientOptions, SessionError, SessionParams};
+    let ep = Endpoint::start();
+    let key = load_key(&Input::file(td("ec-p256/key.pkcs8.pem")), &NoPassword).unwrap();
+    let certificate = iamra::cert::load_certificate(&Input::file(td("ec-p256/cert.pem"))).unwrap();
+    let chain = iamra::cert::load_chain(&Input::file(td("chain.pem"))).unwrap();
+    let identity =
+        iamra::identity::Identity::new(Box::new(StuckKey(key)), certificate, chain).unwrap();
+    let params = SessionParams::new(
+        TRUST_ANCHOR_ARN,
+        PROFILE_ARN,
+        ROLE_ARN,
+        None,
+        Some(&ep.url()),
+        3600,
+        None,
+    )
+    .unwrap();
+    let client = Client::new(
+        ClientOptions::default()
+            .with_ca_bundle(Some(td("tls/ca.pem")))
+            .with_deadline(Some(std::time::Duration::from_secs(1))),
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    for first in [true, false] {
+        let call = async {
+            if first {
+                let ahead = iamra::session::SignedAhead::start(
+                    &params,
+                    &identity,
+                    &iamra::clock::SystemClock,
+                );
+                client
+                    .create_session_signed_ahead(
+                        &params,
+                        &identity,
+                        &iamra::clock::SystemClock,
+                        ahead,
+                    )
+                    .await
+            } else {
+                client
+                    .create_session(&params, &identity, &iamra::clock::SystemClock)
+                    .await
+            }
+        };
+        match runtime.block_on(call) {
+            Err(SessionError::Deadline { stalled, .. }) => {
+                assert_eq!(stalled, "signing the request")
+            }
+            other => panic!("expected the deadline, got {other:?}"),
+        }
+    }
+    // A hang guard, not a timing assertion: two 1 s deadlines, not the key's 60 s.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(ep.requests().is_empty(), "nothing was sent unsigned");
+}
