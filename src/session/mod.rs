@@ -808,7 +808,10 @@ impl Signing {
     /// Builds the request (the wire contract in this module's docs) dated now and
     /// starts its signature on a thread of its own. A token that never answers
     /// holds that thread, not the caller's runtime: the call's deadline still ends
-    /// the wait.
+    /// the wait. Where the thread runs is left to the scheduler: Linux starts it on
+    /// this CPU, where it signs while the caller waits for the network; pushing it
+    /// onto the other CPU at once (a short sleep after the spawn) measured 0.4 to
+    /// 0.8 ms slower per call on the 2-core builder (BENCHMARKS.md).
     fn start(params: &SessionParams, identity: &Identity, clock: &dyn Clock) -> Self {
         let url = params.url();
         let query = params.query();
