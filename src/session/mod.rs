@@ -634,14 +634,18 @@ impl Client {
         let reply = match direct {
             Some(connector) => {
                 // The connection opens while another thread signs.
-                let started = std::time::Instant::now();
+                let connecting = async {
+                    let started = std::time::Instant::now();
+                    let connection = connector.connect(url).await;
+                    (connection, started.elapsed())
+                };
                 let signed = async {
                     let signed = signing.finish().await;
                     // Signed: from now on, any wait is the network's.
                     progress.set(STAGE_HEADERS);
                     signed
                 };
-                let (signed, connection) = tokio::join!(signed, connector.connect(url));
+                let (signed, (connection, connect_time)) = tokio::join!(signed, connecting);
                 let Request {
                     headers,
                     query,
@@ -665,12 +669,9 @@ impl Client {
                     .header(hyper::header::USER_AGENT, USER_AGENT)
                     .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
                     .map_err(|e| SessionError::Client(e.to_string()))?;
-                // The attempt's time limit, as reqwest applies it: from the request
-                // to the end of the answer (the connection's own time counted too).
-                let left = self
-                    .options
-                    .attempt_timeout
-                    .saturating_sub(started.elapsed());
+                // The attempt's time limit, as reqwest applies it: connecting, sending
+                // and reading the answer (not the signature).
+                let left = self.options.attempt_timeout.saturating_sub(connect_time);
                 match tokio::time::timeout(
                     left,
                     connection.exchange(request, MAX_RESPONSE, progress),
