@@ -5,6 +5,7 @@
 //! certificate signatures alike.
 
 use ecdsa::signature::hazmat::PrehashVerifier;
+use ring::signature as rsig;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -20,11 +21,10 @@ use x509_parser::x509::{AlgorithmIdentifier, SubjectPublicKeyInfo};
 pub enum PublicKey {
     /// RSA: the PKCS#1 `RSAPublicKey` DER (the SPKI bit string contents).
     Rsa(Vec<u8>),
-    /// ECDSA on P-256: the key, checked on the curve when read, and its
-    /// uncompressed SEC1 encoding (what ring verifies with).
-    P256(p256::ecdsa::VerifyingKey, Vec<u8>),
-    /// ECDSA on P-384, as for P-256.
-    P384(p384::ecdsa::VerifyingKey, Vec<u8>),
+    /// ECDSA on P-256 (checked on the curve when read).
+    P256(p256::ecdsa::VerifyingKey),
+    /// ECDSA on P-384 (checked on the curve when read).
+    P384(p384::ecdsa::VerifyingKey),
     /// ML-DSA: the parameter set and the raw FIPS 204 public key.
     MlDsa(MlDsaSet, Vec<u8>),
 }
@@ -187,17 +187,16 @@ impl PublicKey {
         }
         if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
             let curve = spki.algorithm.parameters.as_ref()?.as_oid().ok()?;
-            // Compressed points are accepted too (RustCrypto decompresses them):
-            // ring is handed the uncompressed form.
+            // Compressed points are accepted too (RustCrypto decompresses them).
             if curve == OID_EC_P256 {
-                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(bits).ok()?;
-                let sec1 = key.to_sec1_point(false).as_bytes().to_vec();
-                return Some(PublicKey::P256(key, sec1));
+                return p256::ecdsa::VerifyingKey::from_sec1_bytes(bits)
+                    .ok()
+                    .map(PublicKey::P256);
             }
             if curve == OID_NIST_EC_P384 {
-                let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(bits).ok()?;
-                let sec1 = key.to_sec1_point(false).as_bytes().to_vec();
-                return Some(PublicKey::P384(key, sec1));
+                return p384::ecdsa::VerifyingKey::from_sec1_bytes(bits)
+                    .ok()
+                    .map(PublicKey::P384);
             }
         }
         None
@@ -210,7 +209,7 @@ impl PublicKey {
 
     /// Whether this is an ECDSA key.
     pub fn is_ec(&self) -> bool {
-        matches!(self, PublicKey::P256(..) | PublicKey::P384(..))
+        matches!(self, PublicKey::P256(_) | PublicKey::P384(_))
     }
 
     /// The ML-DSA parameter set of an ML-DSA key.
@@ -225,39 +224,42 @@ impl PublicKey {
     pub fn verify(&self, scheme: Scheme, msg: &[u8], sig: &[u8]) -> bool {
         match (self, scheme) {
             (PublicKey::Rsa(der), Scheme::RsaPkcs1(hash)) => {
-                let alg: &'static dyn ring::signature::VerificationAlgorithm = match hash {
-                    Hash::Sha256 => &ring::signature::RSA_PKCS1_2048_8192_SHA256,
-                    Hash::Sha384 => &ring::signature::RSA_PKCS1_2048_8192_SHA384,
-                    Hash::Sha512 => &ring::signature::RSA_PKCS1_2048_8192_SHA512,
+                let alg: &'static dyn rsig::VerificationAlgorithm = match hash {
+                    Hash::Sha256 => &rsig::RSA_PKCS1_2048_8192_SHA256,
+                    Hash::Sha384 => &rsig::RSA_PKCS1_2048_8192_SHA384,
+                    Hash::Sha512 => &rsig::RSA_PKCS1_2048_8192_SHA512,
                 };
                 ring_verify(alg, der, msg, sig)
             }
             // ring's verifiers for the pairs it has (its assembly is several times
             // faster than RustCrypto's P-384: the test chain's leaves are signed
-            // by a P-384 intermediate, on every request's path).
-            (PublicKey::P256(_, sec1), Scheme::Ecdsa(Hash::Sha256)) => {
-                ring_verify(&ring::signature::ECDSA_P256_SHA256_ASN1, sec1, msg, sig)
+            // by a P-384 intermediate, on every request's path), handed the
+            // uncompressed point; RustCrypto over a prehash for SHA-512.
+            (PublicKey::P256(key), Scheme::Ecdsa(hash)) => {
+                let point = key.to_sec1_point(false);
+                match hash {
+                    Hash::Sha256 => {
+                        ring_verify(&rsig::ECDSA_P256_SHA256_ASN1, point.as_bytes(), msg, sig)
+                    }
+                    Hash::Sha384 => {
+                        ring_verify(&rsig::ECDSA_P256_SHA384_ASN1, point.as_bytes(), msg, sig)
+                    }
+                    Hash::Sha512 => p256::ecdsa::DerSignature::try_from(sig)
+                        .is_ok_and(|sig| key.verify_prehash(&hash.digest(msg), &sig).is_ok()),
+                }
             }
-            (PublicKey::P256(_, sec1), Scheme::Ecdsa(Hash::Sha384)) => {
-                ring_verify(&ring::signature::ECDSA_P256_SHA384_ASN1, sec1, msg, sig)
-            }
-            (PublicKey::P384(_, sec1), Scheme::Ecdsa(Hash::Sha256)) => {
-                ring_verify(&ring::signature::ECDSA_P384_SHA256_ASN1, sec1, msg, sig)
-            }
-            (PublicKey::P384(_, sec1), Scheme::Ecdsa(Hash::Sha384)) => {
-                ring_verify(&ring::signature::ECDSA_P384_SHA384_ASN1, sec1, msg, sig)
-            }
-            (PublicKey::P256(key, _), Scheme::Ecdsa(hash @ Hash::Sha512)) => {
-                let Ok(sig) = p256::ecdsa::DerSignature::try_from(sig) else {
-                    return false;
-                };
-                key.verify_prehash(&hash.digest(msg), &sig).is_ok()
-            }
-            (PublicKey::P384(key, _), Scheme::Ecdsa(hash @ Hash::Sha512)) => {
-                let Ok(sig) = p384::ecdsa::DerSignature::try_from(sig) else {
-                    return false;
-                };
-                key.verify_prehash(&hash.digest(msg), &sig).is_ok()
+            (PublicKey::P384(key), Scheme::Ecdsa(hash)) => {
+                let point = key.to_sec1_point(false);
+                match hash {
+                    Hash::Sha256 => {
+                        ring_verify(&rsig::ECDSA_P384_SHA256_ASN1, point.as_bytes(), msg, sig)
+                    }
+                    Hash::Sha384 => {
+                        ring_verify(&rsig::ECDSA_P384_SHA384_ASN1, point.as_bytes(), msg, sig)
+                    }
+                    Hash::Sha512 => p384::ecdsa::DerSignature::try_from(sig)
+                        .is_ok_and(|sig| key.verify_prehash(&hash.digest(msg), &sig).is_ok()),
+                }
             }
             (PublicKey::MlDsa(set, key), Scheme::MlDsa(want)) if *set == want => {
                 set.verify(key, msg, sig)
@@ -269,12 +271,12 @@ impl PublicKey {
 
 /// Verifies with one of ring's fixed algorithms; false on any mismatch.
 fn ring_verify(
-    alg: &'static dyn ring::signature::VerificationAlgorithm,
+    alg: &'static dyn rsig::VerificationAlgorithm,
     key: &[u8],
     msg: &[u8],
     sig: &[u8],
 ) -> bool {
-    ring::signature::UnparsedPublicKey::new(alg, key)
+    rsig::UnparsedPublicKey::new(alg, key)
         .verify(msg, sig)
         .is_ok()
 }

@@ -85,7 +85,12 @@ fn tunnel(client: TcpStream, seen: &Mutex<Vec<String>>) {
 }
 
 fn credential_process(ep: &Endpoint, extra: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    credential_process_with(ep.flags(), extra, env)
+    credential_process_with(identity_flags(ep), extra, env)
+}
+
+/// The RSA-2048 identity's flags against `ep` (its CA bundle last).
+fn identity_flags(ep: &Endpoint) -> Vec<String> {
+    credential_flags(ep, &td("rsa2048/combined.pem"), None)
 }
 
 fn credential_process_with(
@@ -93,14 +98,7 @@ fn credential_process_with(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> std::process::Output {
-    let mut args = vec![
-        "credential-process".to_string(),
-        "--certificate".into(),
-        td("rsa2048/combined.pem").display().to_string(),
-        "--intermediates".into(),
-        td("chain.pem").display().to_string(),
-        "--no-cache".into(),
-    ];
+    let mut args = vec!["credential-process".to_string(), "--no-cache".into()];
     args.extend(flags);
     args.extend(extra.iter().map(|s| s.to_string()));
     iamra(&args, env)
@@ -173,7 +171,7 @@ fn endpoint_certificate_from_another_ca_is_refused_at_once_on_both_routes() {
         for env in [vec![], vec![("HTTPS_PROXY", proxy.url())]] {
             let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
             // The endpoint's flags without its CA bundle.
-            let mut flags = ep.flags();
+            let mut flags = identity_flags(&ep);
             flags.truncate(flags.len() - 2);
             flags.extend(bundle.iter().map(|s| s.to_string()));
             let out = credential_process_with(flags, &["--max-attempts", "3"], &env);
@@ -202,7 +200,7 @@ fn a_closed_port_is_a_network_error_naming_the_cause() {
         .unwrap()
         .port();
     let url = format!("https://127.0.0.1:{port}");
-    let mut flags = ep.flags();
+    let mut flags = identity_flags(&ep);
     let i = flags.iter().position(|f| f == "--endpoint").unwrap();
     flags[i + 1] = url.clone();
     let out = credential_process_with(flags, &["--max-attempts", "1"], &[]);
