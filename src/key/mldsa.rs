@@ -5,17 +5,21 @@
 //! `expandedKey` (`OCTET STRING`) or `both` (`SEQUENCE { seed, expandedKey }`).
 //! For `both` the expanded key must be the one the seed expands to. Signatures are
 //! pure ML-DSA over the message itself (no pre-hash) with the empty context, in the
-//! deterministic variant, as aws_signing_helper 1.8.0 signs; RustCrypto's `ml-dsa`
-//! does the arithmetic and zeroizes the key when it is dropped.
+//! deterministic variant, as aws_signing_helper 1.8.0 signs.
+//!
+//! Cryspen's `libcrux-ml-dsa` does the arithmetic: key generation from the seed,
+//! signing and verification, with AVX2 code chosen at run time where the CPU has
+//! it (BENCHMARKS.md, "ML-DSA": about ten times the speed of RustCrypto's portable
+//! `ml-dsa`). It keeps keys as plain byte arrays, so the key here lives in a box of
+//! its own that is zeroized when dropped; like ring's and RustCrypto's, its
+//! intermediate values on the stack are not. RustCrypto's `ml-dsa` computes only the
+//! public key of an expanded-only key, which libcrux has no function for.
 
 use std::path::Path;
 
-use ml_dsa::{
-    EncodedSignature, EncodedVerifyingKey, ExpandedSigningKey, ExpandedSigningKeyBytes, MlDsa44,
-    MlDsa65, MlDsa87, MlDsaParams, Signature, SigningKey, VerifyingKey,
-};
+use libcrux_ml_dsa::{MLDSASignature, MLDSASigningKey, MLDSAVerificationKey, SigningError};
 use pkcs8::der::{Decode as _, Reader as _, TagNumber, asn1::OctetStringRef};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize as _, Zeroizing};
 
 use super::KeyError;
 use crate::public_key::MlDsaParameterSet;
@@ -23,64 +27,143 @@ use crate::public_key::MlDsaParameterSet;
 /// Verifies a pure ML-DSA signature with the empty context; false for a key,
 /// signature or message that does not fit.
 pub(crate) fn verify(set: MlDsaParameterSet, public_key: &[u8], msg: &[u8], sig: &[u8]) -> bool {
-    fn inner<P: MlDsaParams>(public_key: &[u8], msg: &[u8], sig: &[u8]) -> bool {
-        let Ok(pk) = EncodedVerifyingKey::<P>::try_from(public_key) else {
-            return false;
-        };
-        let Ok(sig) = EncodedSignature::<P>::try_from(sig) else {
-            return false;
-        };
-        let Some(sig) = Signature::<P>::decode(&sig) else {
-            return false;
-        };
-        VerifyingKey::<P>::decode(&pk).verify_with_context(msg, &[], &sig)
+    macro_rules! verify_with {
+        ($module:ident) => {{
+            let (Ok(key), Ok(sig)) = (public_key.try_into(), sig.try_into()) else {
+                return false;
+            };
+            libcrux_ml_dsa::$module::verify(
+                &MLDSAVerificationKey::new(key),
+                msg,
+                &[],
+                &MLDSASignature::new(sig),
+            )
+            .is_ok()
+        }};
     }
     match set {
-        MlDsaParameterSet::MlDsa44 => inner::<MlDsa44>(public_key, msg, sig),
-        MlDsaParameterSet::MlDsa65 => inner::<MlDsa65>(public_key, msg, sig),
-        MlDsaParameterSet::MlDsa87 => inner::<MlDsa87>(public_key, msg, sig),
+        MlDsaParameterSet::MlDsa44 => verify_with!(ml_dsa_44),
+        MlDsaParameterSet::MlDsa65 => verify_with!(ml_dsa_65),
+        MlDsaParameterSet::MlDsa87 => verify_with!(ml_dsa_87),
     }
 }
 
-/// One parameter set's key: the signing key (zeroized on drop by `ml-dsa`) and the
-/// encoded public key.
-struct Keys<P: MlDsaParams> {
-    secret: Secret<P>,
-    public: Vec<u8>,
+/// A signing key in its FIPS 204 encoding (`skEncode`, RFC 9881's `expandedKey`),
+/// the form libcrux signs with; in a box of its own, zeroized when dropped.
+struct Expanded<const N: usize>(Box<MLDSASigningKey<N>>);
+
+impl<const N: usize> Expanded<N> {
+    /// A copy of `bytes`, which must be `N` long.
+    fn from_slice(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != N {
+            return None;
+        }
+        let mut key = Self(Box::new(MLDSASigningKey::zero()));
+        key.0.as_mut_slice().copy_from_slice(bytes);
+        Some(key)
+    }
+
+    /// Moves `key` into the box and zeroizes the value handed over.
+    fn take(key: &mut MLDSASigningKey<N>) -> Self {
+        let mut taken = Self(Box::new(MLDSASigningKey::zero()));
+        taken.0.as_ref_mut().copy_from_slice(key.as_ref());
+        key.as_mut_slice().zeroize();
+        taken
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        self.0.as_slice()
+    }
 }
 
-/// How the key was given. A seed's [`SigningKey`] keeps the verifying key that key
-/// generation computed (FIPS 204 Algorithm 6): asking an [`ExpandedSigningKey`] for
-/// its verifying key computes `A·s1 + s2` a second time (about a third of the cost
-/// of loading the key).
-enum Secret<P: MlDsaParams> {
-    /// From a seed (the `seed` and `both` forms).
-    Seeded(Box<SigningKey<P>>),
-    /// From an expanded key alone.
-    Expanded(Box<ExpandedSigningKey<P>>),
-}
-
-impl<P: MlDsaParams> Keys<P> {
-    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, String> {
-        let signature = match &self.secret {
-            // `SigningKey`'s `Signer` is the deterministic variant with the empty
-            // context, as `sign_deterministic(msg, &[])` below.
-            Secret::Seeded(key) => ml_dsa::Signer::try_sign(key.as_ref(), msg),
-            Secret::Expanded(key) => key.sign_deterministic(msg, &[]),
-        };
-        signature
-            .map(|s| s.encode().to_vec())
-            .map_err(|e| format!("ML-DSA signing failed ({e})"))
+impl<const N: usize> Drop for Expanded<N> {
+    fn drop(&mut self) {
+        self.0.as_mut_slice().zeroize();
     }
 }
 
 /// An ML-DSA private key (any parameter set), held in memory and zeroized on drop.
-pub struct MlDsaKey(Inner);
+pub struct MlDsaKey {
+    secret: Secret,
+    /// The encoded public key (FIPS 204 `pkEncode`).
+    public: Vec<u8>,
+}
 
-enum Inner {
-    L44(Keys<MlDsa44>),
-    L65(Keys<MlDsa65>),
-    L87(Keys<MlDsa87>),
+/// The signing key of each parameter set (2560, 4032 and 4896 bytes).
+enum Secret {
+    L44(Expanded<2560>),
+    L65(Expanded<4032>),
+    L87(Expanded<4896>),
+}
+
+impl Secret {
+    fn parameter_set(&self) -> MlDsaParameterSet {
+        match self {
+            Secret::L44(_) => MlDsaParameterSet::MlDsa44,
+            Secret::L65(_) => MlDsaParameterSet::MlDsa65,
+            Secret::L87(_) => MlDsaParameterSet::MlDsa87,
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Secret::L44(k) => k.as_slice(),
+            Secret::L65(k) => k.as_slice(),
+            Secret::L87(k) => k.as_slice(),
+        }
+    }
+
+    /// A copy of an expanded key of `set` (its length checked by the caller).
+    fn from_expanded(set: MlDsaParameterSet, bytes: &[u8]) -> Option<Self> {
+        Some(match set {
+            MlDsaParameterSet::MlDsa44 => Secret::L44(Expanded::from_slice(bytes)?),
+            MlDsaParameterSet::MlDsa65 => Secret::L65(Expanded::from_slice(bytes)?),
+            MlDsaParameterSet::MlDsa87 => Secret::L87(Expanded::from_slice(bytes)?),
+        })
+    }
+
+    /// FIPS 204 key generation from a 32-byte seed (Algorithm 6): the signing key
+    /// and the encoded public key.
+    fn from_seed(set: MlDsaParameterSet, seed: &[u8; 32]) -> (Self, Vec<u8>) {
+        macro_rules! generate {
+            ($module:ident, $variant:ident) => {{
+                let mut pair = libcrux_ml_dsa::$module::generate_key_pair(*seed);
+                let public = pair.verification_key.as_slice().to_vec();
+                (
+                    Secret::$variant(Expanded::take(&mut pair.signing_key)),
+                    public,
+                )
+            }};
+        }
+        match set {
+            MlDsaParameterSet::MlDsa44 => generate!(ml_dsa_44, L44),
+            MlDsaParameterSet::MlDsa65 => generate!(ml_dsa_65, L65),
+            MlDsaParameterSet::MlDsa87 => generate!(ml_dsa_87, L87),
+        }
+    }
+
+    /// Pure ML-DSA, empty context, deterministic variant (FIPS 204 Algorithm 2 with
+    /// `rnd` all zeros).
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, String> {
+        const DETERMINISTIC: [u8; 32] = [0; 32];
+        let signature = match self {
+            Secret::L44(k) => libcrux_ml_dsa::ml_dsa_44::sign(&k.0, msg, &[], DETERMINISTIC)
+                .map(|s| s.as_slice().to_vec()),
+            Secret::L65(k) => libcrux_ml_dsa::ml_dsa_65::sign(&k.0, msg, &[], DETERMINISTIC)
+                .map(|s| s.as_slice().to_vec()),
+            Secret::L87(k) => libcrux_ml_dsa::ml_dsa_87::sign(&k.0, msg, &[], DETERMINISTIC)
+                .map(|s| s.as_slice().to_vec()),
+        };
+        signature.map_err(|e| {
+            format!(
+                "ML-DSA signing failed ({})",
+                match e {
+                    SigningError::RejectionSamplingError => "rejection sampling did not end",
+                    SigningError::ContextTooLongError => "context too long",
+                }
+            )
+        })
+    }
 }
 
 impl std::fmt::Debug for MlDsaKey {
@@ -97,29 +180,17 @@ impl std::fmt::Debug for MlDsaKey {
 impl MlDsaKey {
     /// The parameter set.
     pub fn parameter_set(&self) -> MlDsaParameterSet {
-        match &self.0 {
-            Inner::L44(_) => MlDsaParameterSet::MlDsa44,
-            Inner::L65(_) => MlDsaParameterSet::MlDsa65,
-            Inner::L87(_) => MlDsaParameterSet::MlDsa87,
-        }
+        self.secret.parameter_set()
     }
 
     /// The encoded public key.
     pub fn public_key(&self) -> &[u8] {
-        match &self.0 {
-            Inner::L44(k) => &k.public,
-            Inner::L65(k) => &k.public,
-            Inner::L87(k) => &k.public,
-        }
+        &self.public
     }
 
     /// Signs `msg`: pure ML-DSA, empty context, deterministic variant.
     pub(crate) fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, String> {
-        match &self.0 {
-            Inner::L44(k) => k.sign(msg),
-            Inner::L65(k) => k.sign(msg),
-            Inner::L87(k) => k.sign(msg),
-        }
+        self.secret.sign(msg)
     }
 }
 
@@ -227,73 +298,70 @@ fn check_short_vectors(expanded: &[u8], set: MlDsaParameterSet) -> bool {
     true
 }
 
-fn keys_from<P: MlDsaParams>(
-    form: &PrivateKeyForm<'_>,
-    set: MlDsaParameterSet,
-) -> Result<Keys<P>, KeyError2> {
-    let from_seed = |seed: &[u8]| -> Result<Box<SigningKey<P>>, KeyError2> {
-        check_seed_len(seed, set).map_err(KeyError2::Malformed)?;
-        let seed = Zeroizing::new(
-            ml_dsa::Seed::try_from(seed).map_err(|_| KeyError2::Malformed("seed".into()))?,
-        );
-        Ok(Box::new(SigningKey::<P>::from_seed(&seed)))
-    };
-    let from_expanded = |expanded: &[u8]| -> Result<Box<ExpandedSigningKey<P>>, KeyError2> {
-        check_expanded_len(expanded, set).map_err(KeyError2::Malformed)?;
-        if !check_short_vectors(expanded, set) {
-            return Err(KeyError2::Malformed(format!(
-                "{} expanded key holds out-of-range coefficients",
-                set.name()
-            )));
-        }
-        let bytes = Zeroizing::new(
-            ExpandedSigningKeyBytes::<P>::try_from(expanded)
-                .map_err(|_| KeyError2::Malformed("expanded key".into()))?,
-        );
+/// The public key of an expanded-only key, `t1 = HighBits(A·s1 + s2)` with `rho`
+/// (FIPS 204 Algorithm 24's inverse is not in libcrux; RustCrypto's `ml-dsa`
+/// computes it). The coefficient ranges are checked before.
+fn expanded_public_key(set: MlDsaParameterSet, expanded: &[u8]) -> Option<Vec<u8>> {
+    use ml_dsa::{ExpandedSigningKey, ExpandedSigningKeyBytes, MlDsa44, MlDsa65, MlDsa87};
+    fn derive<P: ml_dsa::MlDsaParams>(expanded: &[u8]) -> Option<Vec<u8>> {
+        let bytes = Zeroizing::new(ExpandedSigningKeyBytes::<P>::try_from(expanded).ok()?);
         // `from_expanded` is deprecated in favour of seeds, but RFC 9881 keeps the
-        // expanded-only form; the coefficient ranges are checked above and the key
-        // is checked against its public key below.
+        // expanded-only form; the key is zeroized when dropped (feature `zeroize`).
         #[allow(deprecated)]
         let key = ExpandedSigningKey::<P>::from_expanded(&bytes);
-        Ok(Box::new(key))
-    };
-    // The seed's verifying key as key generation computed it.
-    let seeded = |key: Box<SigningKey<P>>| {
-        let public = AsRef::<VerifyingKey<P>>::as_ref(key.as_ref())
-            .encode()
-            .to_vec();
-        (Secret::Seeded(key), public)
+        Some(key.verifying_key().encode().to_vec())
+    }
+    match set {
+        MlDsaParameterSet::MlDsa44 => derive::<MlDsa44>(expanded),
+        MlDsaParameterSet::MlDsa65 => derive::<MlDsa65>(expanded),
+        MlDsaParameterSet::MlDsa87 => derive::<MlDsa87>(expanded),
+    }
+}
+
+fn key_from(form: &PrivateKeyForm<'_>, set: MlDsaParameterSet) -> Result<MlDsaKey, KeyError2> {
+    let from_seed = |seed: &[u8]| -> Result<(Secret, Vec<u8>), KeyError2> {
+        check_seed_len(seed, set).map_err(KeyError2::Malformed)?;
+        let seed = Zeroizing::new(
+            <[u8; 32]>::try_from(seed).map_err(|_| KeyError2::Malformed("seed".into()))?,
+        );
+        Ok(Secret::from_seed(set, &seed))
     };
     let (secret, public) = match form {
-        PrivateKeyForm::Seed(seed) => seeded(from_seed(seed)?),
+        PrivateKeyForm::Seed(seed) => from_seed(seed)?,
         PrivateKeyForm::Expanded(expanded) => {
-            let key = from_expanded(expanded)?;
-            let public = key.verifying_key().encode().to_vec();
-            (Secret::Expanded(key), public)
+            check_expanded_len(expanded, set).map_err(KeyError2::Malformed)?;
+            if !check_short_vectors(expanded, set) {
+                return Err(KeyError2::Malformed(format!(
+                    "{} expanded key holds out-of-range coefficients",
+                    set.name()
+                )));
+            }
+            let unreadable = || KeyError2::Malformed(format!("{} expanded key", set.name()));
+            let secret = Secret::from_expanded(set, expanded).ok_or_else(unreadable)?;
+            let public = expanded_public_key(set, expanded).ok_or_else(unreadable)?;
+            (secret, public)
         }
         PrivateKeyForm::Both { seed, expanded } => {
             check_expanded_len(expanded, set).map_err(KeyError2::Malformed)?;
-            let key = from_seed(seed)?;
-            #[allow(deprecated)] // the encoding is what RFC 9881 compares
-            let derived = Zeroizing::new(key.expanded_key().to_expanded());
-            if derived.as_slice() != *expanded {
+            let (secret, public) = from_seed(seed)?;
+            if secret.as_slice() != *expanded {
                 return Err(KeyError2::Inconsistent(format!(
                     "its {} expanded key is not the one its seed expands to",
                     set.name()
                 )));
             }
-            seeded(key)
+            (secret, public)
         }
     };
-    let keys = Keys { secret, public };
+    let key = MlDsaKey { secret, public };
     if let PrivateKeyForm::Expanded(_) = form {
         // The expanded form carries no seed to re-derive from: check that its
         // parts agree by signing once and verifying with the derived public key
         // (a wrong t0 or tr would fail every request otherwise).
         let probe = b"iamra: ML-DSA key check";
-        let ok = keys
+        let ok = key
             .sign(probe)
-            .map(|sig| verify(set, &keys.public, probe, &sig))
+            .map(|sig| verify(set, &key.public, probe, &sig))
             .unwrap_or(false);
         if !ok {
             return Err(KeyError2::Inconsistent(format!(
@@ -302,7 +370,7 @@ fn keys_from<P: MlDsaParams>(
             )));
         }
     }
-    Ok(keys)
+    Ok(key)
 }
 
 /// Internal error, turned into a [`KeyError`] naming the file.
@@ -338,11 +406,7 @@ pub(crate) fn from_pkcs8(
             reason,
         },
     };
-    let key = MlDsaKey(match set {
-        MlDsaParameterSet::MlDsa44 => Inner::L44(keys_from(&form, set).map_err(map)?),
-        MlDsaParameterSet::MlDsa65 => Inner::L65(keys_from(&form, set).map_err(map)?),
-        MlDsaParameterSet::MlDsa87 => Inner::L87(keys_from(&form, set).map_err(map)?),
-    });
+    let key = key_from(&form, set).map_err(map)?;
     if let Some(pk) = public_key
         && pk != key.public_key()
     {
@@ -363,19 +427,96 @@ mod tests {
 
     #[test]
     fn short_vector_check_accepts_derived_keys_and_refuses_out_of_range_ones() {
-        fn case<P: MlDsaParams>(set: MlDsaParameterSet) {
-            let key = ExpandedSigningKey::<P>::from_seed(&ml_dsa::Seed::from([7u8; 32]));
-            #[allow(deprecated)]
-            let mut bytes = key.to_expanded().to_vec();
+        for set in MlDsaParameterSet::ALL {
+            let mut bytes = Secret::from_seed(set, &[7u8; 32]).0.as_slice().to_vec();
             assert_eq!(bytes.len(), set.expanded_key_len());
             assert!(check_short_vectors(&bytes, set), "{set:?}");
             // All ones in the first coefficient of s1: 7 (eta 2) or 15 (eta 4).
             bytes[128] |= 0x0f;
             assert!(!check_short_vectors(&bytes, set), "{set:?}");
         }
-        case::<MlDsa44>(MlDsaParameterSet::MlDsa44);
-        case::<MlDsa65>(MlDsaParameterSet::MlDsa65);
-        case::<MlDsa87>(MlDsaParameterSet::MlDsa87);
+    }
+
+    /// libcrux (which signs) and RustCrypto (which gives an expanded-only key its
+    /// public key, and verifies in the test endpoint) agree on key generation,
+    /// the public key of an expanded key, signatures and verification.
+    #[test]
+    fn libcrux_and_rustcrypto_agree_on_keys_and_signatures() {
+        use ml_dsa::{MlDsa44, MlDsa65, MlDsa87, MlDsaParams, Signer as _, SigningKey};
+        fn rustcrypto<P: MlDsaParams>(seed: [u8; 32], msg: &[u8]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+            let key = SigningKey::<P>::from_seed(&ml_dsa::Seed::from(seed));
+            #[allow(deprecated)]
+            let expanded = key.expanded_key().to_expanded().to_vec();
+            let public = AsRef::<ml_dsa::VerifyingKey<P>>::as_ref(&key)
+                .encode()
+                .to_vec();
+            let sig = key.try_sign(msg).unwrap().encode().to_vec();
+            (expanded, public, sig)
+        }
+        for (n, set) in MlDsaParameterSet::ALL.into_iter().enumerate() {
+            for round in 0u8..4 {
+                let seed = [round.wrapping_mul(37).wrapping_add(n as u8); 32];
+                let msg = format!("string to sign {round} for {}", set.name());
+                let (expanded, public, sig) = match set {
+                    MlDsaParameterSet::MlDsa44 => rustcrypto::<MlDsa44>(seed, msg.as_bytes()),
+                    MlDsaParameterSet::MlDsa65 => rustcrypto::<MlDsa65>(seed, msg.as_bytes()),
+                    MlDsaParameterSet::MlDsa87 => rustcrypto::<MlDsa87>(seed, msg.as_bytes()),
+                };
+                let (secret, derived) = Secret::from_seed(set, &seed);
+                assert_eq!(secret.as_slice(), expanded, "{set:?} expanded key");
+                assert_eq!(derived, public, "{set:?} public key");
+                assert_eq!(expanded_public_key(set, &expanded).unwrap(), public);
+                assert_eq!(
+                    secret.sign(msg.as_bytes()).unwrap(),
+                    sig,
+                    "{set:?} signature"
+                );
+                assert!(verify(set, &public, msg.as_bytes(), &sig));
+            }
+        }
+    }
+
+    #[test]
+    fn the_three_forms_of_one_key_sign_alike_and_a_tampered_expanded_key_is_refused() {
+        for set in MlDsaParameterSet::ALL {
+            let seed = [3u8; 32];
+            let expanded = Secret::from_seed(set, &seed).0.as_slice().to_vec();
+            let seeded = key_from(&PrivateKeyForm::Seed(&seed), set).ok().unwrap();
+            let alone = key_from(&PrivateKeyForm::Expanded(&expanded), set)
+                .ok()
+                .unwrap();
+            let both = key_from(
+                &PrivateKeyForm::Both {
+                    seed: &seed,
+                    expanded: &expanded,
+                },
+                set,
+            )
+            .ok()
+            .unwrap();
+            assert_eq!(alone.public_key(), seeded.public_key());
+            assert_eq!(both.public_key(), seeded.public_key());
+            let sig = seeded.sign(b"m").unwrap();
+            assert_eq!(alone.sign(b"m").unwrap(), sig);
+            assert_eq!(both.sign(b"m").unwrap(), sig);
+            // A flipped bit of tr (bytes 64..128): the parts disagree.
+            let mut tampered = expanded.clone();
+            tampered[70] ^= 1;
+            assert!(matches!(
+                key_from(&PrivateKeyForm::Expanded(&tampered), set),
+                Err(KeyError2::Inconsistent(_))
+            ));
+            assert!(matches!(
+                key_from(
+                    &PrivateKeyForm::Both {
+                        seed: &seed,
+                        expanded: &tampered,
+                    },
+                    set,
+                ),
+                Err(KeyError2::Inconsistent(_))
+            ));
+        }
     }
 
     #[test]
