@@ -14,7 +14,8 @@
 #      user builds it: no clap, rpassword or tracing-subscriber; the test endpoint's
 #      tests), no import cycle between source files, rustdoc with -D warnings.
 #   4. Tests: the default build (what `cargo install` users get), the packaged feature
-#      set (`--all-features`: TPM included), and the test endpoint's unit tests.
+#      set (`--all-features`: TPM included), the test endpoint's unit tests, and the
+#      ML-DSA tests on a build without AVX2 code (the portable code path).
 #   5. Supply chain (scripts/deny.sh), fuzzing smoke run (scripts/fuzz-smoke.sh), and the
 #      .deb/.rpm build and checks (scripts/package.sh, scripts/package-test.sh).
 #
@@ -176,6 +177,13 @@ cargo test --locked --all-features
 # An example, so that `cargo install` leaves it out: its unit tests run only when named.
 step "cargo test --locked --example iamra-test-endpoint (the test endpoint's unit tests)"
 cargo test --locked --example iamra-test-endpoint
+# libcrux-ml-dsa compiles its AVX2 code on every x86-64 build and picks it at run time:
+# this machine's CPU never runs the portable code that CPUs without AVX2 get. Its
+# ML-DSA tests (libcrux against RustCrypto on keys and signatures, the three key forms)
+# run again on a build without the AVX2 code.
+step "ML-DSA on CPUs without AVX2 (LIBCRUX_DISABLE_SIMD256=1, the library's key::mldsa tests)"
+LIBCRUX_DISABLE_SIMD256=1 cargo test --locked --lib --no-default-features \
+  --target-dir target/portable-mldsa --quiet key::mldsa
 
 # --- 5. Supply chain, fuzzing, packages --------------------------------------------
 step "cargo deny (scripts/deny.sh)"
