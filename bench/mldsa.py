@@ -8,6 +8,9 @@ TLS POST to the same local endpoint, all four in every round. Each round starts 
 second of its own (RUNS=60: a minute), so each key signs RUNS different messages: an
 ML-DSA signature's cost depends on the message (the rejection loop), and a run inside a
 few seconds would measure a few messages only.
+
+BEFORE_BIN=DIR adds a row: the ML-DSA-65 call made by DIR/iamra (another build), in the
+same rounds, for a before/after comparison.
 """
 import os, sys, tempfile
 
@@ -21,26 +24,32 @@ def main():
     env = run.arns()
     ep, url = run.start_endpoint(tempfile.mkdtemp())
     try:
-        def iamra(cert, key, chain):
-            return [os.path.join(BIN, "iamra"), "credential-process",
+        def iamra(cert, key, chain, bin_dir=BIN):
+            return [os.path.join(bin_dir, "iamra"), "credential-process",
                     "--certificate", f"{T}/{cert}", "--private-key", f"{T}/{key}",
                     "--intermediates", f"{T}/{chain}",
                     "--trust-anchor-arn", env["TRUST_ANCHOR_ARN"], "--profile-arn", env["PROFILE_ARN"],
                     "--role-arn", env["ROLE_ARN"], "--endpoint", url, "--ca-bundle", f"{T}/tls/ca.pem",
                     "--no-cache"]
         curl = run.curl_post(url)
+        rows = [("iamra credential-process --no-cache (ML-DSA-65)",
+                 iamra("mldsa65/cert.pem", "mldsa65/key.seed.pem", "mldsa-ca/chain.pem")),
+                ("iamra credential-process --no-cache (ML-DSA-87)",
+                 iamra("mldsa87/cert.pem", "mldsa87/key.seed.pem", "mldsa-ca/chain.pem")),
+                ("iamra credential-process --no-cache (RSA-2048)",
+                 iamra("rsa2048/cert.pem", "rsa2048/key.pkcs8.pem", "chain.pem"))]
+        before = os.environ.get("BEFORE_BIN")
+        if before:
+            rows.append((f"iamra credential-process --no-cache (ML-DSA-65), {before}",
+                         iamra("mldsa65/cert.pem", "mldsa65/key.seed.pem", "mldsa-ca/chain.pem",
+                               bin_dir=before)))
+        # The floor comes last: every row is compared with it.
+        rows.append(("curl", curl))
         # One table: every key type and curl in each round, each round in a second of
         # its own (60 rounds: 60 different messages per key).
         run.compare("credential-process ML-DSA-65, ML-DSA-87 and RSA-2048 vs curl "
                     "(same TLS POST to the local endpoint; one round per second)",
-                    [("iamra credential-process --no-cache (ML-DSA-65)",
-                      iamra("mldsa65/cert.pem", "mldsa65/key.seed.pem", "mldsa-ca/chain.pem")),
-                     ("iamra credential-process --no-cache (ML-DSA-87)",
-                      iamra("mldsa87/cert.pem", "mldsa87/key.seed.pem", "mldsa-ca/chain.pem")),
-                     ("iamra credential-process --no-cache (RSA-2048)",
-                      iamra("rsa2048/cert.pem", "rsa2048/key.pkcs8.pem", "chain.pem")),
-                     ("curl", curl)],
-                    spread=True)
+                    rows, spread=True)
     finally:
         ep.terminate()
         ep.wait()
