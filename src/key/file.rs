@@ -2,7 +2,7 @@
 //! PKCS#8 and encrypted PKCS#8 (PBES2), in PEM or DER.
 //!
 //! RSA keys are handed to ring (constant-time, blinded); EC keys to p256/p384;
-//! ML-DSA keys (PKCS#8 only, RFC 9881) to `ml-dsa` (see `mldsa.rs`).
+//! ML-DSA keys (PKCS#8 only, RFC 9881) to `libcrux-ml-dsa` (see `mldsa.rs`).
 //! Every buffer that held key bytes is zeroized when dropped.
 
 use std::path::Path;
