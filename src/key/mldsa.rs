@@ -298,9 +298,10 @@ fn check_short_vectors(expanded: &[u8], set: MlDsaParameterSet) -> bool {
     true
 }
 
-/// The public key of an expanded-only key, `t1 = HighBits(A·s1 + s2)` with `rho`
-/// (FIPS 204 Algorithm 24's inverse is not in libcrux; RustCrypto's `ml-dsa`
-/// computes it). The coefficient ranges are checked before.
+/// The public key of an expanded-only key: `rho` and `t1`, the high bits of
+/// `A·s1 + s2` (FIPS 204 Algorithm 6, lines 5–6). libcrux computes it only during key
+/// generation from a seed; RustCrypto's `ml-dsa` computes it from the expanded key.
+/// The caller has checked the length and the coefficient ranges.
 fn expanded_public_key(set: MlDsaParameterSet, expanded: &[u8]) -> Option<Vec<u8>> {
     use ml_dsa::{ExpandedSigningKey, ExpandedSigningKeyBytes, MlDsa44, MlDsa65, MlDsa87};
     fn derive<P: ml_dsa::MlDsaParams>(expanded: &[u8]) -> Option<Vec<u8>> {
