@@ -500,6 +500,10 @@ pub(crate) fn process_credentials(
         }
     };
     let c = &a.credential;
+    // The cache key resolves PKCS#11 URIs (module, token, certificate objects); on a
+    // miss the key is loaded next. Held until this returns, the module is loaded and
+    // initialised once for both.
+    let _modules = spec.hold_pkcs11_modules();
     let key = iamra::cache::KeyBuilder::default()
         .part("trust-anchor", a.credential.trust_anchor_arn.as_bytes())
         .part("profile", c.profile_arn.as_bytes())

@@ -227,6 +227,23 @@ impl IdentitySpec {
         self
     }
 
+    /// Keeps the PKCS#11 modules of the certificate's and the key's URIs loaded and
+    /// initialised while the hold lives ([`crate::key::pkcs11::hold_modules`]): the
+    /// credential cache resolves the URIs for its key, and a miss then loads the
+    /// key; held, the module is set up once for both. Nothing is held without URIs.
+    pub fn hold_pkcs11_modules(&self) -> crate::key::pkcs11::ModuleHold {
+        let cert = match &self.certificate {
+            CertificateSource::Pkcs11(u) => Some(u),
+            CertificateSource::Input(_) => None,
+        };
+        let key = match &self.private_key {
+            Some(KeySource::Pkcs11(u)) => Some(u),
+            _ => None,
+        };
+        let uris: Vec<&Pkcs11Uri> = [cert, key].into_iter().flatten().collect();
+        crate::key::pkcs11::hold_modules(&uris, &self.pkcs11)
+    }
+
     /// The inputs read from files, stdin or variables (certificate, key,
     /// intermediates), in that order.
     pub fn inputs(&self) -> impl Iterator<Item = &Input> {

@@ -213,6 +213,48 @@ fn the_pkcs11_module_and_what_the_uri_resolves_to_are_part_of_the_key() {
     assert_eq!(c.requests(), 2);
 }
 
+/// The cache key resolves a PKCS#11 URI (module, token, certificate objects) and a
+/// miss then loads the key: the module is loaded and initialised once for both.
+#[test]
+fn a_pkcs11_cache_miss_initialises_the_module_once() {
+    let Some(hsm) = SoftHsm::new() else { return };
+    let c = Cache::new();
+    let conf = hsm.conf().display().to_string();
+    let env = [
+        ("SOFTHSM2_CONF", conf.as_str()),
+        ("IAMRA_PKCS11_PIN", PIN),
+        ("IAMRA_LOG", "iamra=debug"),
+    ];
+    let identity: Vec<String> = [
+        "--certificate",
+        "pkcs11:token=ra-test;id=%02",
+        "--pkcs11-lib",
+        MODULE,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let initialised = |out: &Output| {
+        String::from_utf8_lossy(&out.stderr)
+            .matches("PKCS#11 module initialised")
+            .count()
+    };
+    let miss = c.run(&identity, &[], &env);
+    assert_credentials(&miss);
+    assert_eq!(c.requests(), 1);
+    assert_eq!(initialised(&miss), 1, "{}", String::from_utf8_lossy(&miss.stderr));
+    // A hit resolves the URI only.
+    let hit = c.run(&identity, &[], &env);
+    assert_eq!(hit.stdout, miss.stdout);
+    assert_eq!(c.requests(), 1);
+    assert_eq!(initialised(&hit), 1, "{}", String::from_utf8_lossy(&hit.stderr));
+    // Without the cache, the key load alone.
+    let uncached = c.run(&identity, &["--no-cache"], &env);
+    assert_credentials(&uncached);
+    assert_eq!(c.requests(), 2);
+    assert_eq!(initialised(&uncached), 1);
+}
+
 #[cfg(feature = "tpm")]
 #[test]
 fn the_tpm_and_the_key_handle_are_part_of_the_key() {

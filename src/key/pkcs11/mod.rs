@@ -871,6 +871,33 @@ pub fn list_certificates(
         .collect())
 }
 
+/// Keeps PKCS#11 modules loaded and initialised while it lives (see
+/// [`hold_modules`]). `C_Finalize` runs when the last holder, this or a key, is
+/// dropped.
+pub struct ModuleHold(Vec<Arc<Module>>);
+
+impl std::fmt::Debug for ModuleHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|m| &m.name))
+            .finish()
+    }
+}
+
+/// Loads and initialises the module each of `uris` uses (as [`resolve`] and a key
+/// load choose it) and keeps it so while the returned hold lives: a key loaded in
+/// the meantime, in this process, uses the same instance instead of loading and
+/// initialising the module again (SoftHSM2's `C_Initialize` reads its whole token
+/// folder, for one). A module that does not load is left out; loading the key
+/// reports it.
+pub fn hold_modules(uris: &[&Pkcs11Uri], opts: &Pkcs11Options) -> ModuleHold {
+    ModuleHold(
+        uris.iter()
+            .filter_map(|u| load_module(opts, &[u]).ok())
+            .collect(),
+    )
+}
+
 /// What `uri` selects right now, without logging in, for keys of caches: the
 /// module, and per matching token its serial number with the id and a digest of
 /// each certificate object the URI names. Two runs that would use another token or

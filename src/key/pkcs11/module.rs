@@ -88,6 +88,7 @@ pub(super) fn open_module(path: &Path) -> Result<Arc<Module>, String> {
         Err(e) if is_rv(&e, RvError::CryptokiAlreadyInitialized) => false,
         Err(e) => return Err(format!("C_Initialize failed: {}", rv_name(&e))),
     };
+    tracing::debug!(module = %name, by_us = finalize, "PKCS#11 module initialised");
     let module = Arc::new(Module {
         ctx,
         name: name.clone(),
