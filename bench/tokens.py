@@ -140,13 +140,16 @@ def endpoint(work, procs):
     return f"https://127.0.0.1:{open(port_file).read()}"
 
 
-def compare(label, iamra, floor, env):
-    """iamra alone vs the floor's commands run in turn, RUNS rounds interleaved."""
+def compare(label, iamra, floor, env, before=None):
+    """iamra alone vs the floor's commands run in turn, RUNS rounds interleaved;
+    `before` (if given) runs ahead of each iamra call, outside the measurement."""
     measure(iamra, env)
     for f in floor:
         measure(f, env)
     a, b = [], []
     for _ in range(RUNS):
+        if before:
+            before()
         a.append(measure(iamra, env))
         parts = [measure(f, env) for f in floor]
         b.append((sum(p[0] for p in parts), sum(p[1] for p in parts)))
@@ -194,6 +197,17 @@ def main():
             signer = ["pkcs11-tool", "--module", MODULE, "--token-label", "bench", "--login", "--pin", PIN,
                       "--sign", "--id", kid, "-m", mech, "-i", digest if mech == "ECDSA" else msg, "-o", sig]
             compare(f"{name} (SoftHSM2; floor: pkcs11-tool --sign + curl)", cp, [signer, curl], env)
+        # What the credential cache costs on a miss (its key resolves the URI, then
+        # the key loads, then the entry is written): the same call with the cache on
+        # and emptied before each call, against the call with --no-cache.
+        name, kid, _ = keys[0]
+        cache = os.path.join(work, "cache")
+        cp = [iamra, "credential-process", "--certificate", f"pkcs11:token=bench;id=%{kid}",
+              "--pkcs11-lib", MODULE] + common
+        compare(f"{name} (SoftHSM2), cache on, every call a miss; floor: the same call with --no-cache",
+                [a for a in cp if a != "--no-cache"], [cp],
+                dict(env, IAMRA_NO_CACHE="false", IAMRA_CACHE_DIR=cache),
+                before=lambda: shutil.rmtree(cache, ignore_errors=True))
         env, keys = swtpm(work, procs)
         for name, key, cert in keys:
             cp = [iamra, "credential-process", "--certificate", cert, "--private-key", key] + common
