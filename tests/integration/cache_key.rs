@@ -242,12 +242,22 @@ fn a_pkcs11_cache_miss_initialises_the_module_once() {
     let miss = c.run(&identity, &[], &env);
     assert_credentials(&miss);
     assert_eq!(c.requests(), 1);
-    assert_eq!(initialised(&miss), 1, "{}", String::from_utf8_lossy(&miss.stderr));
+    assert_eq!(
+        initialised(&miss),
+        1,
+        "{}",
+        String::from_utf8_lossy(&miss.stderr)
+    );
     // A hit resolves the URI only.
     let hit = c.run(&identity, &[], &env);
     assert_eq!(hit.stdout, miss.stdout);
     assert_eq!(c.requests(), 1);
-    assert_eq!(initialised(&hit), 1, "{}", String::from_utf8_lossy(&hit.stderr));
+    assert_eq!(
+        initialised(&hit),
+        1,
+        "{}",
+        String::from_utf8_lossy(&hit.stderr)
+    );
     // Without the cache, the key load alone.
     let uncached = c.run(&identity, &["--no-cache"], &env);
     assert_credentials(&uncached);
