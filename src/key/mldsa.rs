@@ -11,9 +11,12 @@
 //! signing and verification, with AVX2 code chosen at run time where the CPU has
 //! it (BENCHMARKS.md, "ML-DSA": about ten times the speed of RustCrypto's portable
 //! `ml-dsa`). It keeps keys as plain byte arrays, so the key here lives in a box of
-//! its own that is zeroized when dropped; like ring's and RustCrypto's, its
-//! intermediate values on the stack are not. RustCrypto's `ml-dsa` computes only the
-//! public key of an expanded-only key, which libcrux has no function for.
+//! its own that is zeroized when dropped. It also decodes the key (and draws the
+//! masking vector `y`, which with a signature gives the key) into stack arrays that
+//! it leaves as they are: after each key generation and signature the stack it used
+//! is overwritten ([`scrub_stack`]). Both need about 400 KB of stack (every thread
+//! iamra signs on has 2 MiB or more). RustCrypto's `ml-dsa` computes only the public
+//! key of an expanded-only key, which libcrux has no function for.
 
 use std::path::Path;
 
@@ -46,6 +49,21 @@ pub(crate) fn verify(set: MlDsaParameterSet, public_key: &[u8], msg: &[u8], sig:
         MlDsaParameterSet::MlDsa65 => verify_with!(ml_dsa_65),
         MlDsaParameterSet::MlDsa87 => verify_with!(ml_dsa_87),
     }
+}
+
+/// The most stack libcrux's ML-DSA key generation or signing uses, rounded up:
+/// 354 KB for ML-DSA-87 signing, the largest (release build, x86-64; the smallest
+/// thread stack each operation runs on, 4 KB steps).
+const STACK_USED: usize = 384 * 1024;
+
+/// Overwrites with zeros the [`STACK_USED`] bytes below the caller's frame, where the
+/// libcrux call the caller just made kept the decoded key and `y`. Called from the
+/// frame that made that call, so its array covers the same addresses. `black_box`
+/// makes the compiler keep the writes (about 20 µs).
+#[inline(never)]
+fn scrub_stack() {
+    let area = [0u8; STACK_USED];
+    std::hint::black_box(&area);
 }
 
 /// A signing key in its FIPS 204 encoding (`skEncode`, RFC 9881's `expandedKey`),
@@ -135,11 +153,13 @@ impl Secret {
                 )
             }};
         }
-        match set {
+        let generated = match set {
             MlDsaParameterSet::MlDsa44 => generate!(ml_dsa_44, L44),
             MlDsaParameterSet::MlDsa65 => generate!(ml_dsa_65, L65),
             MlDsaParameterSet::MlDsa87 => generate!(ml_dsa_87, L87),
-        }
+        };
+        scrub_stack();
+        generated
     }
 
     /// Pure ML-DSA, empty context, deterministic variant (FIPS 204 Algorithm 2 with
@@ -154,6 +174,7 @@ impl Secret {
             Secret::L87(k) => libcrux_ml_dsa::ml_dsa_87::sign(&k.0, msg, &[], DETERMINISTIC)
                 .map(|s| s.as_slice().to_vec()),
         };
+        scrub_stack();
         signature.map_err(|e| {
             format!(
                 "ML-DSA signing failed ({})",
