@@ -59,7 +59,7 @@ const STACK_USED: usize = 384 * 1024;
 /// Overwrites with zeros the [`STACK_USED`] bytes below the caller's frame, where the
 /// libcrux call the caller just made kept the decoded key and `y`. Called from the
 /// frame that made that call, so its array covers the same addresses. `black_box`
-/// makes the compiler keep the writes (about 20 µs).
+/// makes the compiler keep the writes (a 384 KB memset, about 6 µs).
 #[inline(never)]
 fn scrub_stack() {
     let area = [0u8; STACK_USED];
