@@ -101,6 +101,9 @@ impl<const N: usize> Drop for Expanded<N> {
 }
 
 /// An ML-DSA private key (any parameter set), held in memory and zeroized on drop.
+///
+/// Loading (key generation from a seed) and signing use about 400 KB of the calling
+/// thread's stack (Rust's and tokio's threads have 2 MiB).
 pub struct MlDsaKey {
     secret: Secret,
     /// The encoded public key (FIPS 204 `pkEncode`).
