@@ -7,6 +7,8 @@ signer plus curl, measured interleaved in the same run.
       key and PIN from the token; a full CreateSession to the local endpoint)
     floor = pkcs11-tool --login --sign (same module, token and key, the same hash
       mechanism iamra uses) + curl's TLS POST to the same endpoint
+    and the cost of a cache miss: the RSA key's call with the cache on, emptied before
+      each call, against the same call with --no-cache
   TPM 2.0 (swtpm on loopback TCP, TSS2 key files made by the tpm2 OpenSSL provider,
   parent 0x40000001, so every use re-creates the storage primary key):
     iamra credential-process --private-key KEY.tss2.pem (TPM2TOOLS_TCTI)
@@ -205,7 +207,7 @@ def main():
         cp = [iamra, "credential-process", "--certificate", f"pkcs11:token=bench;id=%{kid}",
               "--pkcs11-lib", MODULE] + common
         compare(f"{name} (SoftHSM2), cache on, every call a miss; floor: the same call with --no-cache",
-                [a for a in cp if a != "--no-cache"], [cp],
+                [arg for arg in cp if arg != "--no-cache"], [cp],
                 dict(env, IAMRA_NO_CACHE="false", IAMRA_CACHE_DIR=cache),
                 before=lambda: shutil.rmtree(cache, ignore_errors=True))
         env, keys = swtpm(work, procs)
