@@ -14,11 +14,13 @@
 //! its own that is zeroized when dropped. It also decodes the key (and draws the
 //! masking vector `y`, which with a signature gives the key) into stack arrays that
 //! it leaves as they are: after each key generation and signature the stack it used
-//! is overwritten ([`scrub_stack`]). Both need about 400 KB of stack (every thread
-//! iamra signs on has 2 MiB or more). RustCrypto's `ml-dsa` computes only the public
+//! is overwritten ([`scrub_stack`]), unless a process that exits right after one
+//! signature turns that off ([`set_stack_scrub`]). Both need about 400 KB of stack
+//! (every thread iamra signs on has 2 MiB or more). RustCrypto's `ml-dsa` computes only the public
 //! key of an expanded-only key, which libcrux has no function for.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use libcrux_ml_dsa::{MLDSASignature, MLDSASigningKey, MLDSAVerificationKey, SigningError};
 use pkcs8::der::{Decode as _, Reader as _, TagNumber, asn1::OctetStringRef};
@@ -56,14 +58,35 @@ pub(crate) fn verify(set: MlDsaParameterSet, public_key: &[u8], msg: &[u8], sig:
 /// thread stack each operation runs on, 4 KB steps).
 const STACK_USED: usize = 384 * 1024;
 
+/// Whether [`scrub_stack`] runs (see [`set_stack_scrub`]).
+static SCRUB: AtomicBool = AtomicBool::new(true);
+
+/// Turns the overwriting of the stack after each ML-DSA key generation and signature
+/// off (`false`) or on (`true`, the default), for the whole process.
+///
+/// The overwrite is a 384 KB memset: about 6 µs on a stack already in use, but on a
+/// fresh thread or a main thread that never went that deep, pages are touched for the
+/// first time (a cold ML-DSA-65 `credential-process` took 0.34 ms more CPU and 0.6 MiB
+/// more memory with it, BENCHMARKS.md). Turn it off only in a process that exits right after its
+/// signature, whose memory goes with it (`iamra credential-process` does); keep it in
+/// anything that keeps running with a key (a service, a refreshing provider).
+pub fn set_stack_scrub(on: bool) {
+    SCRUB.store(on, Ordering::Relaxed);
+}
+
 /// Overwrites with zeros the [`STACK_USED`] bytes below the caller's frame, where the
-/// libcrux call the caller just made kept the decoded key and `y`. Called from the
-/// frame that made that call, so its array covers the same addresses. `black_box`
-/// makes the compiler keep the writes (a 384 KB memset, about 6 µs).
-#[inline(never)]
+/// libcrux call the caller just made kept the decoded key and `y` (unless turned off,
+/// [`set_stack_scrub`]). Called from the frame that made that call, so its array
+/// covers the same addresses. `black_box` makes the compiler keep the writes.
 fn scrub_stack() {
-    let area = [0u8; STACK_USED];
-    std::hint::black_box(&area);
+    #[inline(never)]
+    fn overwrite() {
+        let area = [0u8; STACK_USED];
+        std::hint::black_box(&area);
+    }
+    if SCRUB.load(Ordering::Relaxed) {
+        overwrite();
+    }
 }
 
 /// A signing key in its FIPS 204 encoding (`skEncode`, RFC 9881's `expandedKey`),

@@ -18,8 +18,8 @@ use secrecy::SecretString;
 pub use self::pkcs12::{Pkcs12Identity, is_pkcs12, load_pkcs12};
 pub(crate) use file::load_key_bytes_on;
 pub use file::{FileKey, load_key, load_key_bytes, load_key_on};
-pub use mldsa::MlDsaKey;
 pub(crate) use mldsa::verify as mldsa_verify;
+pub use mldsa::{MlDsaKey, set_stack_scrub as set_mldsa_stack_scrub};
 pub use tpm::{TpmError, TpmHandle, TpmKey};
 
 // Defined in a leaf module that `cert` imports too (no cert <-> key cycle).
