@@ -10,7 +10,8 @@ ML-DSA signature's cost depends on the message (the rejection loop), and a run i
 few seconds would measure a few messages only.
 
 BEFORE_BIN=DIR adds a row: the ML-DSA-65 call made by DIR/iamra (another build), in the
-same rounds, for a before/after comparison.
+same rounds, for a before/after comparison. Every binary is measured from a copy
+(run.installed), as installed.
 """
 import os, sys, tempfile
 
@@ -38,9 +39,9 @@ def main():
                  iamra("mldsa87/cert.pem", "mldsa87/key.seed.pem", "mldsa-ca/chain.pem")),
                 ("iamra credential-process --no-cache (RSA-2048)",
                  iamra("rsa2048/cert.pem", "rsa2048/key.pkcs8.pem", "chain.pem"))]
-        before = os.environ.get("BEFORE_BIN")
+        before = run.installed(os.environ.get("BEFORE_BIN"))
         if before:
-            rows.append((f"iamra credential-process --no-cache (ML-DSA-65), {before}",
+            rows.append((f"iamra credential-process --no-cache (ML-DSA-65), {os.environ['BEFORE_BIN']}",
                          iamra("mldsa65/cert.pem", "mldsa65/key.seed.pem", "mldsa-ca/chain.pem",
                                bin_dir=before)))
         # The floor comes last: every row is compared with it.
