@@ -67,9 +67,10 @@ static SCRUB: AtomicBool = AtomicBool::new(true);
 /// The overwrite is a 384 KB memset: about 6 µs on a stack already in use, but on a
 /// fresh thread or a main thread that never went that deep, pages are touched for the
 /// first time (a cold ML-DSA-65 `credential-process` took 0.34 ms more CPU and 0.6 MiB
-/// more memory with it, BENCHMARKS.md). Turn it off only in a process that exits right after its
-/// signature, whose memory goes with it (`iamra credential-process` does); keep it in
-/// anything that keeps running with a key (a service, a refreshing provider).
+/// more memory with it, BENCHMARKS.md). Turn it off only in a process that exits
+/// right after its signature, whose memory goes with it (`iamra credential-process`
+/// does); keep it in anything that keeps running with a key (a service, a
+/// refreshing provider).
 pub fn set_stack_scrub(on: bool) {
     SCRUB.store(on, Ordering::Relaxed);
 }
