@@ -525,6 +525,23 @@ mod tests {
         }
     }
 
+    /// The stack overwrite runs after libcrux returned, below the caller's frame:
+    /// with it on or off, keys and signatures are the same.
+    #[test]
+    fn keys_and_signatures_are_the_same_with_the_stack_scrub_on_or_off() {
+        let run = || {
+            MlDsaParameterSet::ALL.map(|set| {
+                let (secret, public) = Secret::from_seed(set, &[5u8; 32]);
+                (public, secret.sign(b"scrub").unwrap())
+            })
+        };
+        let on = run();
+        set_stack_scrub(false);
+        let off = run();
+        set_stack_scrub(true);
+        assert_eq!(on, off);
+    }
+
     #[test]
     fn the_three_forms_of_one_key_sign_alike_and_a_tampered_expanded_key_is_refused() {
         for set in MlDsaParameterSet::ALL {
