@@ -235,37 +235,39 @@ impl PublicKey {
             // faster than RustCrypto's P-384: the test chain's leaves are signed
             // by a P-384 intermediate, on every request's path), handed the
             // uncompressed point; RustCrypto over a prehash for SHA-512.
-            (PublicKey::P256(key), Scheme::Ecdsa(hash)) => {
-                let point = key.to_sec1_point(false);
-                match hash {
-                    Hash::Sha256 => {
-                        ring_verify(&rsig::ECDSA_P256_SHA256_ASN1, point.as_bytes(), msg, sig)
-                    }
-                    Hash::Sha384 => {
-                        ring_verify(&rsig::ECDSA_P256_SHA384_ASN1, point.as_bytes(), msg, sig)
-                    }
-                    Hash::Sha512 => p256::ecdsa::DerSignature::try_from(sig)
-                        .is_ok_and(|sig| key.verify_prehash(&hash.digest(msg), &sig).is_ok()),
-                }
-            }
-            (PublicKey::P384(key), Scheme::Ecdsa(hash)) => {
-                let point = key.to_sec1_point(false);
-                match hash {
-                    Hash::Sha256 => {
-                        ring_verify(&rsig::ECDSA_P384_SHA256_ASN1, point.as_bytes(), msg, sig)
-                    }
-                    Hash::Sha384 => {
-                        ring_verify(&rsig::ECDSA_P384_SHA384_ASN1, point.as_bytes(), msg, sig)
-                    }
-                    Hash::Sha512 => p384::ecdsa::DerSignature::try_from(sig)
-                        .is_ok_and(|sig| key.verify_prehash(&hash.digest(msg), &sig).is_ok()),
-                }
-            }
+            (PublicKey::P256(key), Scheme::Ecdsa(hash)) => match ring_ecdsa(Curve::P256, hash) {
+                Some(alg) => ring_verify(alg, key.to_sec1_point(false).as_bytes(), msg, sig),
+                None => p256::ecdsa::DerSignature::try_from(sig)
+                    .is_ok_and(|sig| key.verify_prehash(&hash.digest(msg), &sig).is_ok()),
+            },
+            (PublicKey::P384(key), Scheme::Ecdsa(hash)) => match ring_ecdsa(Curve::P384, hash) {
+                Some(alg) => ring_verify(alg, key.to_sec1_point(false).as_bytes(), msg, sig),
+                None => p384::ecdsa::DerSignature::try_from(sig)
+                    .is_ok_and(|sig| key.verify_prehash(&hash.digest(msg), &sig).is_ok()),
+            },
             (PublicKey::MlDsa(set, key), Scheme::MlDsa(want)) if *set == want => {
                 set.verify(key, msg, sig)
             }
             _ => false,
         }
+    }
+}
+
+/// The curves the endpoint verifies ECDSA on.
+#[derive(Clone, Copy)]
+enum Curve {
+    P256,
+    P384,
+}
+
+/// ring's ECDSA verifier for a curve and digest; None for SHA-512, which ring lacks.
+fn ring_ecdsa(curve: Curve, hash: Hash) -> Option<&'static rsig::EcdsaVerificationAlgorithm> {
+    match (curve, hash) {
+        (Curve::P256, Hash::Sha256) => Some(&rsig::ECDSA_P256_SHA256_ASN1),
+        (Curve::P256, Hash::Sha384) => Some(&rsig::ECDSA_P256_SHA384_ASN1),
+        (Curve::P384, Hash::Sha256) => Some(&rsig::ECDSA_P384_SHA256_ASN1),
+        (Curve::P384, Hash::Sha384) => Some(&rsig::ECDSA_P384_SHA384_ASN1),
+        (_, Hash::Sha512) => None,
     }
 }
 

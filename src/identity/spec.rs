@@ -102,6 +102,20 @@ impl CertificateSource {
     pub fn file(path: impl Into<PathBuf>) -> Self {
         CertificateSource::Input(Input::file(path))
     }
+
+    fn input(&self) -> Option<&Input> {
+        match self {
+            CertificateSource::Input(i) => Some(i),
+            CertificateSource::Pkcs11(_) => None,
+        }
+    }
+
+    fn pkcs11_uri(&self) -> Option<&Pkcs11Uri> {
+        match self {
+            CertificateSource::Pkcs11(u) => Some(u),
+            CertificateSource::Input(_) => None,
+        }
+    }
 }
 
 impl KeySource {
@@ -121,6 +135,20 @@ impl KeySource {
     /// A key file.
     pub fn file(path: impl Into<PathBuf>) -> Self {
         KeySource::Input(Input::file(path))
+    }
+
+    fn input(&self) -> Option<&Input> {
+        match self {
+            KeySource::Input(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    fn pkcs11_uri(&self) -> Option<&Pkcs11Uri> {
+        match self {
+            KeySource::Pkcs11(u) => Some(u),
+            _ => None,
+        }
     }
 }
 
@@ -232,30 +260,19 @@ impl IdentitySpec {
     /// credential cache resolves the URIs for its key, and a miss then loads the
     /// key; held, the module is set up once for both. Nothing is held without URIs.
     pub fn hold_pkcs11_modules(&self) -> crate::key::pkcs11::ModuleHold {
-        let cert = match &self.certificate {
-            CertificateSource::Pkcs11(u) => Some(u),
-            CertificateSource::Input(_) => None,
-        };
-        let key = match &self.private_key {
-            Some(KeySource::Pkcs11(u)) => Some(u),
-            _ => None,
-        };
-        let uris: Vec<&Pkcs11Uri> = [cert, key].into_iter().flatten().collect();
+        let key = self.private_key.as_ref().and_then(KeySource::pkcs11_uri);
+        let uris: Vec<&Pkcs11Uri> = [self.certificate.pkcs11_uri(), key]
+            .into_iter()
+            .flatten()
+            .collect();
         crate::key::pkcs11::hold_modules(&uris, &self.pkcs11)
     }
 
     /// The inputs read from files, stdin or variables (certificate, key,
     /// intermediates), in that order.
     pub fn inputs(&self) -> impl Iterator<Item = &Input> {
-        let cert = match &self.certificate {
-            CertificateSource::Input(i) => Some(i),
-            CertificateSource::Pkcs11(_) => None,
-        };
-        let key = match &self.private_key {
-            Some(KeySource::Input(i)) => Some(i),
-            _ => None,
-        };
-        [cert, key, self.intermediates.as_ref()]
+        let key = self.private_key.as_ref().and_then(KeySource::input);
+        [self.certificate.input(), key, self.intermediates.as_ref()]
             .into_iter()
             .flatten()
     }
